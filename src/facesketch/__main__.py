@@ -1,0 +1,3 @@
+from facesketch.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Paired face photo / sketch data: discovery, validation, splits, loading, augmentation."""
