@@ -56,6 +56,93 @@ def data_synth(
     typer.echo(f"wrote {n} pairs to {out}/photos and {out}/sketches")
 
 
+DIRECTIONS = ("photo2sketch", "sketch2photo")
+
+
+@app.command("models")
+def models_cmd(as_json: bool = typer.Option(False, "--json", help="print a JSON list instead of a table")):
+    """List every model: input size, trainable parameters, BatchNorm statistics, loss and schedule."""
+    from facesketch.models.info import all_model_info
+    infos = all_model_info()
+    if as_json:
+        typer.echo(json.dumps(infos))
+        return
+    typer.echo(f"{'model':<10} {'size':>5} {'trainable':>13} {'bn stats':>9}  schedule")
+    for m in infos:
+        sched = " + ".join(f"{s['loss']} x{s['epochs']}" for s in m["schedule"]) or "no training (baseline)"
+        typer.echo(f"{m['name']:<10} {m['image_size']:>5} {m['trainable_params']:>13,} {m['non_trainable']:>9,}  {sched}")
+
+
+def _run_config(model, direction, data, protocol, seed, epochs, epochs_scale, batch_size, lr, device,
+                precision, runs_dir, synthetic_n, test_fraction, gan=False, name=None):
+    from facesketch.config import RunConfig
+    if data is not None and not data.exists():
+        _fail(f"--data {data}: no such file or folder")
+    return RunConfig(model=model, direction=direction, data=str(data) if data else None, protocol=protocol,
+                     seed=seed, epochs=epochs, epochs_scale=epochs_scale, batch_size=batch_size, lr=lr,
+                     device=device, precision=precision, runs_dir=str(runs_dir), synthetic_n=synthetic_n,
+                     test_fraction=test_fraction, gan=gan, name=name)
+
+
+_DATA = typer.Option(None, "--data", help="dataset folder or CSV manifest (default: built-in synthetic faces)")
+_PROTOCOL = typer.Option(None, help=PROTOCOL_HELP + "; default paper on real data, random on synthetic")
+_EPOCHS = typer.Option(None, help="epochs of the first stage (default: the model's schedule)")
+_SCALE = typer.Option(1.0, "--epochs-scale", help="multiply every stage's epochs, e.g. 0.05 for a quick run")
+_BATCH = typer.Option(32, "--batch-size", help="global batch size (split across DDP processes)")
+_LR = typer.Option(None, help="Adam learning rate (default: 1e-3; unet 2e-4)")
+_DEVICE = typer.Option("auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
+_PRECISION = typer.Option("fp32", help="fp32 or bf16 (autocast)")
+_RUNS = typer.Option(Path("runs"), "--runs-dir", help="parent folder of run folders")
+_SYN_N = typer.Option(40, "--synthetic-n", help="pairs in the built-in synthetic set (when no --data)")
+_TEST_FRACTION = typer.Option(0.2, help="test share of identities for --protocol random")
+
+
+@app.command("train")
+def train_cmd(
+    model: str = typer.Option(..., "--model", "-m", help="dense_ae, conv_ae, hybrid_ae, unet, or a baseline"),
+    direction: str = typer.Option(..., "--direction", "-d", help="photo2sketch or sketch2photo"),
+    data: Optional[Path] = _DATA, protocol: Optional[str] = _PROTOCOL,
+    seed: int = typer.Option(0, help="seed for split, weights, shuffling and dropout"),
+    epochs: Optional[int] = _EPOCHS, epochs_scale: float = _SCALE, batch_size: int = _BATCH,
+    lr: Optional[float] = _LR, device: str = _DEVICE, precision: str = _PRECISION,
+    gan: bool = typer.Option(False, "--gan", help="unet only: pix2pix training with a PatchGAN (L1 x 100)"),
+    runs_dir: Path = _RUNS, synthetic_n: int = _SYN_N, test_fraction: float = _TEST_FRACTION,
+    name: Optional[str] = typer.Option(None, help="run folder name (default <model>-<direction>-s<seed>)"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run in its folder from its last epoch"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing run folder's results"),
+):
+    """Train one model in one direction; writes runs/<model>-<direction>-s<seed>/.
+
+    Under `torchrun --nproc-per-node N -m facesketch train ...` it trains with DDP."""
+    from facesketch.train import train
+    from facesketch.registry import list_models
+    if model not in list_models():
+        _fail(f"unknown model {model!r}; choose from {', '.join(list_models())}")
+    if direction not in DIRECTIONS:
+        _fail(f"--direction must be photo2sketch or sketch2photo, got {direction!r}")
+    cfg = _run_config(model, direction, data, protocol, seed, epochs, epochs_scale, batch_size, lr, device,
+                      precision, runs_dir, synthetic_n, test_fraction, gan, name)
+    result = train(cfg, resume=resume, overwrite=overwrite)
+    typer.echo(f"run folder: {result.run_dir}")
+
+
+@app.command("train-all")
+def train_all_cmd(
+    data: Optional[Path] = _DATA, protocol: Optional[str] = _PROTOCOL, seed: int = typer.Option(0),
+    epochs_scale: float = _SCALE, batch_size: int = _BATCH, device: str = _DEVICE, precision: str = _PRECISION,
+    runs_dir: Path = _RUNS, synthetic_n: int = _SYN_N, test_fraction: float = _TEST_FRACTION,
+    models: str = typer.Option("dense_ae,conv_ae,hybrid_ae,unet,pencil,grey,mean", help="comma-separated"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="retrain runs that already exist"),
+):
+    """Train every model (default: the three paper models, unet and the baselines) in both directions."""
+    from facesketch.pipeline import train_all
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    cfgs = [_run_config(m, d, data, protocol, seed, None, epochs_scale, batch_size, None, device, precision,
+                        runs_dir, synthetic_n, test_fraction) for m in names for d in DIRECTIONS]
+    for run in train_all(cfgs, overwrite=overwrite):
+        typer.echo(f"done: {run}")
+
+
 def main() -> None:
     try:
         app()

@@ -1,0 +1,58 @@
+"""`conv_ae`: the report's convolutional autoencoder (Fig. 6), 9,784,491 trainable parameters.
+
+Encoder blocks: Conv2D 4x4 stride 2 valid, no bias, he_normal; BatchNorm on some; LeakyReLU(0.3).
+Decoder blocks: Conv2DTranspose 4x4 stride 2 valid, no bias, he_normal; Dropout(0.1) on some;
+LeakyReLU(0.3). Two 2x2 stride-1 transposed convs bring 254 -> 255 -> 256. Linear output.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from facesketch.models.keras import LEAKY_SLOPE, batch_norm, glorot_uniform_, he_normal_
+from facesketch.registry import register_model
+
+DOWN = ((16, False), (32, True), (64, False), (128, True), (256, True), (512, True))  # (filters, batchnorm)
+UP = ((512, True), (256, False), (128, True), (64, False), (32, False), (16, False))  # (filters, dropout)
+
+
+def down(cin: int, f: int, bn: bool) -> nn.Sequential:
+    conv = nn.Conv2d(cin, f, 4, stride=2, padding=0, bias=False)
+    he_normal_(conv)
+    return nn.Sequential(conv, *([batch_norm(f)] if bn else []), nn.LeakyReLU(LEAKY_SLOPE))
+
+
+def up(cin: int, f: int, dropout: bool) -> nn.Sequential:
+    conv = nn.ConvTranspose2d(cin, f, 4, stride=2, padding=0, bias=False)
+    he_normal_(conv)
+    return nn.Sequential(conv, *([nn.Dropout(0.1)] if dropout else []), nn.LeakyReLU(LEAKY_SLOPE))
+
+
+@register_model("conv_ae")
+class ConvAE(nn.Module):
+    """(N, 3, 256, 256) in [0, 1] -> (N, 3, 256, 256), linear (clip to [0, 1] for images)."""
+
+    learned = True
+    image_size = 256
+    default_loss = "mae"
+    default_schedule = (("mae", 100),)
+    channels_last = True  # ~1.5x faster training on CPU (bench/README.md)
+
+    def __init__(self, *, channels: int = 3):
+        super().__init__()
+        blocks, cin = [], channels
+        for f, bn in DOWN:
+            blocks.append(down(cin, f, bn))
+            cin = f
+        for f, dropout in UP:
+            blocks.append(up(cin, f, dropout))
+            cin = f
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Sequential(nn.ConvTranspose2d(16, 8, 2, stride=1), nn.ConvTranspose2d(8, channels, 2, stride=1))
+        for m in self.head:
+            glorot_uniform_(m)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(x))
+

@@ -1,0 +1,67 @@
+"""`hybrid_ae`: the report's conv+dense "self-implemented" autoencoder (Fig. 7).
+
+1,470,779 trainable parameters + 2,000 BatchNorm statistics. Encoder: Conv2D (same, bias) ->
+MaxPool 2 -> LeakyReLU(0.3) -> BatchNorm, six times down to 4x4x8; Dense 512 and Dense 128
+(linear) in the middle; decoder: Conv2DTranspose (same, bias) -> UpSampling 2x -> ReLU ->
+BatchNorm five times, then UpSampling and a 3-channel Conv2DTranspose with ReLU.
+Trained in two stages per direction: MSE, then MAE with a fresh optimiser.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from facesketch.models.keras import LEAKY_SLOPE, batch_norm, glorot_uniform_
+from facesketch.registry import register_model
+
+ENC = ((256, 5), (128, 3), (64, 3), (32, 3), (16, 3), (8, 3))
+DEC = ((16, 3), (32, 3), (64, 3), (128, 3), (256, 5))
+
+
+def enc(cin: int, f: int, k: int) -> nn.Sequential:
+    conv = nn.Conv2d(cin, f, k, padding=k // 2)
+    glorot_uniform_(conv)
+    return nn.Sequential(conv, nn.MaxPool2d(2), nn.LeakyReLU(LEAKY_SLOPE), batch_norm(f))
+
+
+def dec(cin: int, f: int, k: int) -> nn.Sequential:
+    conv = nn.ConvTranspose2d(cin, f, k, padding=k // 2)
+    glorot_uniform_(conv)
+    return nn.Sequential(conv, nn.Upsample(scale_factor=2, mode="nearest"), nn.ReLU(inplace=True), batch_norm(f))
+
+
+@register_model("hybrid_ae")
+class HybridAE(nn.Module):
+    """(N, 3, 256, 256) in [0, 1] -> (N, 3, 256, 256) >= 0 (ReLU output)."""
+
+    learned = True
+    image_size = 256
+    default_loss = "mse"
+    default_schedule = (("mse", 100), ("mae", 50))
+
+    def __init__(self, *, channels: int = 3):
+        super().__init__()
+        blocks, cin = [], channels
+        for f, k in ENC:
+            blocks.append(enc(cin, f, k))
+            cin = f
+        self.encoder = nn.Sequential(*blocks)
+        self.fc1, self.fc2 = nn.Linear(4 * 4 * 8, 512), nn.Linear(512, 4 * 4 * 8)
+        glorot_uniform_(self.fc1), glorot_uniform_(self.fc2)
+        blocks = []
+        for f, k in DEC:
+            blocks.append(dec(cin, f, k))
+            cin = f
+        out = nn.ConvTranspose2d(cin, channels, 3, padding=1)
+        glorot_uniform_(out)
+        self.decoder = nn.Sequential(*blocks, nn.Upsample(scale_factor=2, mode="nearest"), out, nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.encoder(x)
+        n = z.shape[0]
+        # Keras Flatten/Reshape are channels-last: keep that order for the Dense layers
+        z = self.fc2(self.fc1(z.permute(0, 2, 3, 1).reshape(n, -1)))
+        z = z.view(n, 4, 4, 8).permute(0, 3, 1, 2)
+        return self.decoder(z)
+

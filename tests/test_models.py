@@ -1,0 +1,119 @@
+"""The report's models against the spec's numbers (written here, never recomputed), and the
+contract every registered model keeps."""
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+from facesketch.models.info import model_info
+from facesketch.registry import create_model, list_models
+
+# ../shared/spec/seed-system.md section 2 (Keras "trainable" and BatchNorm moving statistics)
+SPEC_PARAMS = {"dense_ae": (425_086_880, 0), "conv_ae": (9_784_491, 1_856), "hybrid_ae": (1_470_779, 2_000)}
+
+
+@pytest.mark.parametrize("name", sorted(SPEC_PARAMS))
+def test_parameter_counts_match_the_spec(name):
+    info = model_info(name)
+    assert (info["trainable_params"], info["non_trainable"]) == SPEC_PARAMS[name]
+
+
+def _block_shapes(model, blocks, size):
+    shapes = []
+    hooks = [b.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape[1:]))) for b in blocks]
+    model.eval()
+    with torch.no_grad():
+        model(torch.rand(1, 3, size, size))
+    for h in hooks:
+        h.remove()
+    return shapes
+
+
+def test_conv_ae_block_shapes_and_params():
+    m = create_model("conv_ae")
+    shapes = _block_shapes(m, list(m.blocks) + list(m.head), 256)
+    hw = [127, 62, 30, 14, 6, 2, 6, 14, 30, 62, 126, 254, 255, 256]
+    ch = [16, 32, 64, 128, 256, 512, 512, 256, 128, 64, 32, 16, 8, 3]
+    assert shapes == [(c, s, s) for c, s in zip(ch, hw)]
+    keras_total = [768, 8320, 32768, 131584, 525312, 2099200, 4194304, 2097152, 524288, 131072, 32768, 8192, 520, 99]
+    got = [sum(p.numel() for p in b.parameters()) + sum(x.numel() for n, x in b.named_buffers() if "running" in n)
+           for b in list(m.blocks) + list(m.head)]
+    assert got == keras_total
+
+
+def test_hybrid_ae_block_shapes_and_params():
+    m = create_model("hybrid_ae")
+    shapes = _block_shapes(m, list(m.encoder) + [m.fc1, m.fc2] + list(m.decoder[:5]), 256)
+    assert shapes == [(256, 128, 128), (128, 64, 64), (64, 32, 32), (32, 16, 16), (16, 8, 8), (8, 4, 4), (512,), (128,),
+                      (16, 8, 8), (32, 16, 16), (64, 32, 32), (128, 64, 64), (256, 128, 128)]
+    total = lambda mod: sum(p.numel() for p in mod.parameters()) + sum(
+        x.numel() for n, x in mod.named_buffers() if "running" in n)
+    assert [total(b) for b in m.encoder] == [20480, 295552, 74048, 18592, 4688, 1192]
+    assert [total(m.fc1), total(m.fc2)] == [66048, 65664]
+    assert [total(b) for b in m.decoder[:5]] == [1232, 4768, 18752, 74368, 820480]
+    assert total(m.decoder[5:]) == 6915
+
+
+def test_dense_ae_layer_widths():
+    with torch.device("meta"):
+        m = create_model("dense_ae")
+    linears = [l for l in m.net if isinstance(l, nn.Linear)]
+    # report Fig. 5, 'Param #' column
+    assert [l.weight.numel() + l.bias.numel() for l in linears] == [
+        201330688, 8390656, 2098176, 524800, 131328, 32896, 8256, 2080, 2112, 8320, 33024, 131584, 525312,
+        2099200, 8392704, 201375744]
+    assert isinstance(m.net[-1], nn.Sigmoid)
+
+
+def test_keras_defaults_are_reproduced():
+    torch.manual_seed(0)
+    m = create_model("conv_ae")
+    bns = [x for x in m.modules() if isinstance(x, nn.BatchNorm2d)]
+    assert all(b.momentum == 0.01 and b.eps == 1e-3 for b in bns)
+    assert all(a.negative_slope == 0.3 for a in m.modules() if isinstance(a, nn.LeakyReLU))
+    assert all(d.p == 0.1 for d in m.modules() if isinstance(d, nn.Dropout))
+    w = m.blocks[3][0].weight  # Conv2D 64 -> 128, 4x4: fan_in 1024
+    std = math.sqrt(2 / 1024)
+    assert abs(w.std().item() / std - 1) < 0.03          # truncated normal, rescaled to the asked std
+    assert w.abs().max().item() <= 2 * std / 0.87962566103423978 + 1e-6  # cut at 2 (pre-rescale) std
+    lin = create_model("hybrid_ae").fc1                   # glorot uniform 128 -> 512
+    assert lin.weight.abs().max().item() <= math.sqrt(6 / (128 + 512)) + 1e-6 and lin.bias.abs().sum() == 0
+
+
+@pytest.mark.parametrize("name", [n for n in list_models() if n != "dense_ae"] + ["dense_ae"])
+def test_every_model_keeps_the_contract(name):
+    torch.manual_seed(0)
+    model = create_model(name)
+    x = torch.rand(2, 3, model.image_size, model.image_size)
+    y = model(x)
+    assert y.shape == x.shape and torch.isfinite(y).all()
+    if name in ("dense_ae", "unet", "grey", "pencil", "mean"):
+        assert 0 <= y.min() and y.max() <= 1
+    if model.learned:
+        y.mean().backward()
+        assert all(p.grad is not None for p in model.parameters())
+    else:
+        assert sum(p.numel() for p in model.parameters()) == 0
+
+
+def test_unknown_model_lists_choices():
+    with pytest.raises(KeyError, match="unknown model 'nope'; choose from conv_ae, dense_ae"):
+        create_model("nope")
+
+
+def test_baselines_compute_what_they_say():
+    x = torch.rand(1, 3, 64, 64)
+    grey = create_model("grey")(x)
+    assert torch.allclose(grey[0, 0], 0.299 * x[0, 0] + 0.587 * x[0, 1] + 0.114 * x[0, 2], atol=1e-6)
+    assert torch.equal(grey[:, 0], grey[:, 2])
+    white = create_model("pencil")(torch.ones(1, 3, 64, 64))
+    assert torch.allclose(white, torch.ones_like(white))  # dodge of white paper stays white
+    flat = create_model("pencil")(torch.full((1, 3, 64, 64), 0.5))
+    assert torch.allclose(flat, torch.ones_like(flat))  # colour dodge: 0.5 / (1 - 0.5) -> 1
+    mean = create_model("mean", image_size=4)
+    targets = torch.rand(5, 3, 4, 4)
+    mean.fit(targets)
+    out = mean(torch.zeros(2, 3, 4, 4), view=torch.tensor([0, 1]))
+    assert torch.allclose(out[0], targets.mean(0)) and torch.allclose(out[1], targets.mean(0).flip(-1))
