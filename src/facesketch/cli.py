@@ -143,6 +143,66 @@ def train_all_cmd(
         typer.echo(f"done: {run}")
 
 
+@app.command("evaluate")
+def evaluate_cmd(
+    run: Path = typer.Argument(..., help="a run folder written by `facesketch train`"),
+    no_images: bool = typer.Option(False, "--no-images", help="skip writing prediction PNGs"),
+):
+    """Evaluate a run on its test split: RUN/eval/pred/*.png, metrics.csv, summary.json."""
+    from facesketch.evaluate import evaluate
+    summary = evaluate(run, save_images=not no_images)
+    m = summary["metrics"]
+    typer.echo(f"{summary['model']} {summary['direction']} ({summary['protocol']}, n={summary['n']}): "
+               + ", ".join(f"{k} {v:.4f}" for k, v in m.items()))
+    typer.echo(f"wrote {run / 'eval' / 'summary.json'}")
+
+
+@app.command("report")
+def report_cmd(
+    runs: list[Path] = typer.Argument(..., help="run folders (evaluated first if needed)"),
+    out: Path = typer.Option(Path("report"), "-o", "--out", help="output folder for report.html and report.md"),
+):
+    """Compare runs: tables like the report's I/II (with its numbers on the paper protocol), grids, loss curves."""
+    from facesketch.report import write_report
+    typer.echo(f"report: {write_report(runs, out)}")
+
+
+@app.command("demo")
+def demo_cmd(
+    out: Path = typer.Option(Path("facesketch-demo"), "--out", help="folder for runs/ and report/"),
+    data: Optional[Path] = typer.Option(None, "--data", help="a real dataset instead of the synthetic faces"),
+    device: str = _DEVICE,
+):
+    """The main job: synthetic faces -> train every model both ways (short schedule) -> evaluate -> report.
+
+    Needs no data and no network; about 10 minutes on a 2-core CPU."""
+    from facesketch.pipeline import demo
+    if data is not None and not data.exists():
+        _fail(f"--data {data}: no such file or folder")
+    html_path = demo(out, data=data, device=device)
+    typer.echo(f"\nreport: {html_path.resolve()}")
+
+
+@app.command("reproduce")
+def reproduce_cmd(
+    data: Path = typer.Option(..., "--data", help="CUFS folder (photos/ + sketches/)"),
+    out: Path = typer.Option(Path("facesketch-reproduce"), "--out", help="folder for runs/ and report/"),
+    epochs_scale: float = _SCALE, protocol: str = typer.Option("paper", help=PROTOCOL_HELP),
+    device: str = _DEVICE, precision: str = _PRECISION,
+    views: str = typer.Option("all", help="training views: all (the report's 8) or identity (8x quicker)"),
+    models: str = typer.Option(",".join(("dense_ae", "conv_ae", "hybrid_ae", "unet", "pencil", "grey", "mean")),
+                               help="comma-separated models"),
+):
+    """The report's experiment: its protocol and schedules, both directions, its Tables I/II beside ours."""
+    from facesketch.pipeline import reproduce
+    if not data.exists():
+        _fail(f"--data {data}: no such file or folder")
+    names = tuple(m.strip() for m in models.split(",") if m.strip())
+    html_path = reproduce(data, out, epochs_scale=epochs_scale, protocol=protocol, device=device,
+                          precision=precision, views=views, models=names)
+    typer.echo(f"\nreport: {html_path.resolve()}")
+
+
 def main() -> None:
     try:
         app()

@@ -34,6 +34,7 @@ class RunConfig:
     runs_dir: str = "runs"
     name: str | None = None            # None: <model>-<direction>-s<seed>[-gan]
     num_workers: int = 0
+    views: str = "all"                 # training views: 'all' (the protocol's) or 'identity' (quick runs)
 
     def __post_init__(self):
         try:
@@ -46,6 +47,8 @@ class RunConfig:
             raise FacesketchError(f"device must be auto, cpu, cuda or mps, got {self.device!r}")
         if self.batch_size < 1 or self.epochs_scale <= 0 or (self.epochs is not None and self.epochs < 1):
             raise FacesketchError("batch size, epochs and epochs scale must be positive")
+        if self.views not in ("all", "identity"):
+            raise FacesketchError(f"views must be 'all' or 'identity', got {self.views!r}")
         if self.protocol is None:
             self.protocol = "paper" if self.data else "random"
 

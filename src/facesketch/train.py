@@ -154,7 +154,8 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False, prog
     split = load_split(cfg)
     model = create_model(cfg.model, **cfg.model_kwargs)
     size = model.image_size
-    train_ds = PairDataset(split.train, size=size, direction=cfg.direction, views=split.train_views,
+    train_views = split.train_views if cfg.views == "all" else (0,)
+    train_ds = PairDataset(split.train, size=size, direction=cfg.direction, views=train_views,
                            progress=progress and info.main)
     if info.main:
         cfg.save(run / "config.yaml")

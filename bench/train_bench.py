@@ -1,0 +1,183 @@
+"""Training and inference speed per model, against this machine's matmul ceiling.
+
+For each model: training images/s (batch 16 and 32, fp32, eager NCHW vs channels_last, and the
+default the trainer uses), inference images/s, peak RSS of the process, achieved GFLOP/s from
+counted multiply-adds, and the ratio to the fp32 matmul ceiling measured in the same run. bf16
+is measured where the CPU has native bf16 (oneDNN AVX-512-BF16/AMX); elsewhere it is emulated
+hundreds of times slower, and only the bf16 matmul and one conv_ae inference batch are timed.
+Each configuration runs in a fresh subprocess. Writes the table into bench/README.md.
+
+    python bench/train_bench.py [--models conv_ae,hybrid_ae] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+KERAS_TARGET = {"dense_ae": 10.3, "conv_ae": 33.0, "hybrid_ae": 2.4}  # images/s, batch 16, fp32 (issue #3)
+
+
+def _child(spec: dict) -> dict:
+    import resource
+
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    from facesketch.registry import create_model
+    torch.manual_seed(0)
+    if spec["kind"] == "matmul":
+        dtype = torch.bfloat16 if spec["precision"] == "bf16" else torch.float32
+        a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
+        a @ b
+        n, t = 0, time.perf_counter()
+        while time.perf_counter() - t < min(spec["seconds"], 5) or n < 1:
+            a @ b
+            n += 1
+        return {"gflops": 2 * 2048**3 * n / (time.perf_counter() - t) / 1e9}
+    model = create_model(spec["model"])
+    s, bs = model.image_size, spec["batch"]
+    macs = count_macs(model, s)
+    cl = spec["layout"] == "channels_last"
+    if cl:
+        model = model.to(memory_format=torch.channels_last)
+    x, y = torch.rand(bs, 3, s, s), torch.rand(bs, 3, s, s)
+    if cl:
+        x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=spec["precision"] == "bf16")
+    opt = torch.optim.Adam(model.parameters(), eps=1e-7, fused=True)
+
+    def step():
+        if spec["kind"] == "train":
+            model.train()
+            with autocast:
+                loss = F.l1_loss(model(x).float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        else:
+            model.eval()
+            with torch.no_grad(), autocast:
+                model(x)
+
+    step()
+    n, t = 0, time.perf_counter()
+    while (time.perf_counter() - t < spec["seconds"] and n < 50) or n < 2:
+        step()
+        n += 1
+    ips = n * bs / (time.perf_counter() - t)
+    flops = 2 * macs * (3 if spec["kind"] == "train" else 1)
+    return {"images_per_s": ips, "gflops": ips * flops / 1e9,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def count_macs(model, size: int) -> int:
+    """Multiply-adds of one forward pass on one image (convs, transposed convs, linears)."""
+    import torch
+    import torch.nn as nn
+    total = 0
+
+    def hook(m, inp, out):
+        nonlocal total
+        if isinstance(m, nn.Conv2d):
+            total += out[0].numel() * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+        elif isinstance(m, nn.ConvTranspose2d):
+            total += inp[0][0].numel() * m.out_channels * m.kernel_size[0] * m.kernel_size[1]
+        elif isinstance(m, nn.Linear):
+            total += m.in_features * m.out_features
+    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
+    model.eval()
+    with torch.no_grad():
+        model(torch.rand(1, 3, size, size))
+    for h in hooks:
+        h.remove()
+    return total
+
+
+def run(spec: dict) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True,
+                         timeout=spec.get("timeout", 900))
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def cpu_flags() -> str:
+    try:
+        flags = re.search(r"^flags\s*:(.*)$", Path("/proc/cpuinfo").read_text(), re.M).group(1).split()
+    except (OSError, AttributeError):
+        return platform.processor()
+    return " ".join(f for f in flags if re.match(r"(avx|fma|amx)", f))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="dense_ae,conv_ae,hybrid_ae,unet")
+    ap.add_argument("--seconds", type=float, default=15.0, help="time per configuration")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(_child(json.loads(args.child))))
+        return
+    import torch
+    native_bf16 = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    ceiling = {p: run({"kind": "matmul", "precision": p, "seconds": args.seconds}).get("gflops", float("nan"))
+               for p in ("fp32", "bf16")}
+    print(f"matmul ceiling: fp32 {ceiling['fp32']:.1f} GFLOP/s, bf16 {ceiling['bf16']:.1f} GFLOP/s", flush=True)
+    rows = []
+    from facesketch.registry import model_class
+    for name in args.models.split(","):
+        default_layout = "channels_last" if getattr(model_class(name), "channels_last", False) else "nchw"
+        configs = [("train", 16, "nchw", "fp32"), ("train", 16, "channels_last", "fp32"),
+                   ("train", 32, default_layout, "fp32"), ("infer", 16, default_layout, "fp32"),
+                   ("infer", 32, default_layout, "fp32")]
+        if native_bf16:
+            configs += [("train", 16, default_layout, "bf16"), ("infer", 16, default_layout, "bf16")]
+        elif name == "conv_ae":
+            configs += [("infer", 16, default_layout, "bf16")]
+        for kind, bs, layout, prec in configs:
+            r = run({"kind": kind, "model": name, "batch": bs, "layout": layout, "precision": prec,
+                     "seconds": args.seconds})
+            row = {"model": name, "kind": kind, "batch": bs, "layout": layout, "precision": prec,
+                   "default": layout == default_layout, **r}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    write_readme(rows, ceiling, native_bf16)
+
+
+def write_readme(rows, ceiling, native_bf16) -> None:
+    lines = [f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()} ({cpu_flags()}), "
+             f"torch {__import__('torch').__version__}, {__import__('os').cpu_count()} cores. "
+             f"Native bf16: {'yes' if native_bf16 else 'NO (oneDNN reports no AVX-512-BF16/AMX)'}.", "",
+             f"Matmul ceiling (2048x2048, same run): fp32 **{ceiling['fp32']:.1f}** GFLOP/s, "
+             f"bf16 **{ceiling['bf16']:.1f}** GFLOP/s.", "",
+             "| model | kind | batch | layout | precision | images/s | GFLOP/s | % fp32 ceiling | vs Keras target | peak RSS MiB |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['model']} | {r['kind']} | {r['batch']} | {r['layout']} | {r['precision']} | "
+                         f"error: {r['error']} | | | | |")
+            continue
+        target = KERAS_TARGET.get(r["model"]) if r["kind"] == "train" and r["batch"] == 16 else None
+        vs = f"{r['images_per_s'] / target:.2f}x of {target}" if target else ""
+        mark = " (default)" if r["default"] else ""
+        lines.append(f"| {r['model']} | {r['kind']} | {r['batch']} | {r['layout']}{mark} | {r['precision']} | "
+                     f"{r['images_per_s']:.2f} | {r['gflops']:.1f} | {100 * r['gflops'] / ceiling['fp32']:.0f}% | "
+                     f"{vs} | {r['peak_rss_mib']:.0f} |")
+    readme = Path(__file__).with_name("README.md")
+    text = readme.read_text() if readme.exists() else "# Benchmarks\n\n<!-- train_bench -->\n<!-- /train_bench -->\n"
+    block = "<!-- train_bench -->\n" + "\n".join(lines) + "\n<!-- /train_bench -->"
+    text = re.sub(r"<!-- train_bench -->.*<!-- /train_bench -->", lambda _: block, text, flags=re.S)
+    readme.write_text(text)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
