@@ -1,7 +1,7 @@
 """Training and inference speed per model, against this machine's matmul ceiling.
 
-For each model: training images/s (batch 16 and 32, fp32, eager NCHW vs channels_last, and the
-default the trainer uses), inference images/s, peak RSS of the process, achieved GFLOP/s from
+For each model: training images/s (batch 16 and 32, fp32, eager NCHW vs channels_last, with and
+without transparent huge pages, and the default the trainer uses), inference images/s, peak RSS of the process, achieved GFLOP/s from
 counted multiply-adds, and the ratio to the fp32 matmul ceiling measured in the same run. bf16
 is measured where the CPU has native bf16 (oneDNN AVX-512-BF16/AMX); elsewhere it is emulated
 hundreds of times slower, and only the bf16 matmul and one conv_ae inference batch are timed.
@@ -20,6 +20,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import facesketch  # noqa: F401  (sets the allocator options the trainer runs with, before torch loads)
 
 KERAS_TARGET = {"dense_ae": 10.3, "conv_ae": 33.0, "hybrid_ae": 2.4}  # images/s, batch 16, fp32 (issue #3)
 
@@ -92,7 +94,10 @@ def count_macs(model, size: int) -> int:
             total += inp[0][0].numel() * m.out_channels * m.kernel_size[0] * m.kernel_size[1]
         elif isinstance(m, nn.Linear):
             total += m.in_features * m.out_features
-    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
+        elif type(m).__name__ == "UpConvT3":  # hybrid_ae's fused upsample + 3x3 transposed conv
+            total += out[0].numel() * m.weight.shape[0] * 9
+    hooks = [m.register_forward_hook(hook) for m in model.modules()
+             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) or type(m).__name__ == "UpConvT3"]
     model.eval()
     with torch.no_grad():
         model(torch.rand(1, 3, size, size))
@@ -102,8 +107,9 @@ def count_macs(model, size: int) -> int:
 
 
 def run(spec: dict) -> dict:
+    env = {**__import__("os").environ, "THP_MEM_ALLOC_ENABLE": "0" if spec.get("thp") == "off" else "1"}
     out = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True,
-                         timeout=spec.get("timeout", 900))
+                         timeout=spec.get("timeout", 900), env=env)
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -136,17 +142,19 @@ def main() -> None:
     for name in args.models.split(","):
         default_layout = "channels_last" if getattr(model_class(name), "channels_last", False) else "nchw"
         configs = [("train", 16, "nchw", "fp32"), ("train", 16, "channels_last", "fp32"),
+                   ("train", 16, default_layout, "fp32", "off"),
                    ("train", 32, default_layout, "fp32"), ("infer", 16, default_layout, "fp32"),
                    ("infer", 32, default_layout, "fp32")]
         if native_bf16:
             configs += [("train", 16, default_layout, "bf16"), ("infer", 16, default_layout, "bf16")]
         elif name == "conv_ae":
             configs += [("infer", 16, default_layout, "bf16")]
-        for kind, bs, layout, prec in configs:
+        for kind, bs, layout, prec, *thp in configs:
+            thp = thp[0] if thp else "on"
             r = run({"kind": kind, "model": name, "batch": bs, "layout": layout, "precision": prec,
-                     "seconds": args.seconds})
-            row = {"model": name, "kind": kind, "batch": bs, "layout": layout, "precision": prec,
-                   "default": layout == default_layout, **r}
+                     "seconds": args.seconds, "thp": thp})
+            row = {"model": name, "kind": kind, "batch": bs, "layout": layout, "precision": prec, "thp": thp,
+                   "default": layout == default_layout and thp == "on", **r}
             rows.append(row)
             print(json.dumps(row), flush=True)
     write_readme(rows, ceiling, native_bf16)
@@ -158,17 +166,17 @@ def write_readme(rows, ceiling, native_bf16) -> None:
              f"Native bf16: {'yes' if native_bf16 else 'NO (oneDNN reports no AVX-512-BF16/AMX)'}.", "",
              f"Matmul ceiling (2048x2048, same run): fp32 **{ceiling['fp32']:.1f}** GFLOP/s, "
              f"bf16 **{ceiling['bf16']:.1f}** GFLOP/s.", "",
-             "| model | kind | batch | layout | precision | images/s | GFLOP/s | % fp32 ceiling | vs Keras target | peak RSS MiB |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| model | kind | batch | layout | precision | huge pages | images/s | GFLOP/s | % fp32 ceiling | vs Keras target | peak RSS MiB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['model']} | {r['kind']} | {r['batch']} | {r['layout']} | {r['precision']} | "
-                         f"error: {r['error']} | | | | |")
+                         f"{r['thp']} | error: {r['error']} | | | | |")
             continue
         target = KERAS_TARGET.get(r["model"]) if r["kind"] == "train" and r["batch"] == 16 else None
         vs = f"{r['images_per_s'] / target:.2f}x of {target}" if target else ""
         mark = " (default)" if r["default"] else ""
-        lines.append(f"| {r['model']} | {r['kind']} | {r['batch']} | {r['layout']}{mark} | {r['precision']} | "
+        lines.append(f"| {r['model']} | {r['kind']} | {r['batch']} | {r['layout']}{mark} | {r['precision']} | {r['thp']} | "
                      f"{r['images_per_s']:.2f} | {r['gflops']:.1f} | {100 * r['gflops'] / ceiling['fp32']:.0f}% | "
                      f"{vs} | {r['peak_rss_mib']:.0f} |")
     readme = Path(__file__).with_name("README.md")

@@ -117,3 +117,21 @@ def test_baselines_compute_what_they_say():
     mean.fit(targets)
     out = mean(torch.zeros(2, 3, 4, 4), view=torch.tensor([0, 1]))
     assert torch.allclose(out[0], targets.mean(0)) and torch.allclose(out[1], targets.mean(0).flip(-1))
+
+
+def test_hybrid_fast_decoder_equals_the_keras_layer_order():
+    """dec() runs ReLU and BatchNorm before the upsampling and UpConvT3 fuses upsample + transposed
+    conv; both must give what Keras' ConvT -> UpSampling -> ReLU -> BN and UpSampling -> ConvT give."""
+    from facesketch.models.hybrid_ae import UpConvT3, dec
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 6, 6)
+    fast = dec(8, 4, 3).train()
+    conv, _, bn, _ = fast
+    keras = nn.Sequential(conv, nn.Upsample(scale_factor=2), nn.ReLU(), nn.BatchNorm2d(4, eps=1e-3, momentum=0.01))
+    keras[3].load_state_dict(bn.state_dict())
+    assert torch.allclose(fast(x), keras(x), atol=1e-5)
+    assert torch.allclose(bn.running_mean, keras[3].running_mean, atol=1e-6)
+    up = UpConvT3(8, 3)
+    ref = nn.ConvTranspose2d(8, 3, 3, padding=1)
+    ref.load_state_dict({"weight": up.weight.detach(), "bias": up.bias.detach()})
+    assert torch.allclose(up(x), ref(nn.functional.interpolate(x, scale_factor=2)), atol=1e-5)

@@ -74,14 +74,14 @@ def models_cmd(as_json: bool = typer.Option(False, "--json", help="print a JSON 
 
 
 def _run_config(model, direction, data, protocol, seed, epochs, epochs_scale, batch_size, lr, device,
-                precision, runs_dir, synthetic_n, test_fraction, gan=False, name=None):
+                precision, runs_dir, synthetic_n, test_fraction, gan=False, name=None, views="all"):
     from facesketch.config import RunConfig
     if data is not None and not data.exists():
         _fail(f"--data {data}: no such file or folder")
     return RunConfig(model=model, direction=direction, data=str(data) if data else None, protocol=protocol,
                      seed=seed, epochs=epochs, epochs_scale=epochs_scale, batch_size=batch_size, lr=lr,
                      device=device, precision=precision, runs_dir=str(runs_dir), synthetic_n=synthetic_n,
-                     test_fraction=test_fraction, gan=gan, name=name)
+                     test_fraction=test_fraction, gan=gan, name=name, views=views)
 
 
 _DATA = typer.Option(None, "--data", help="dataset folder or CSV manifest (default: built-in synthetic faces)")
@@ -95,6 +95,7 @@ _PRECISION = typer.Option("fp32", help="fp32 or bf16 (autocast)")
 _RUNS = typer.Option(Path("runs"), "--runs-dir", help="parent folder of run folders")
 _SYN_N = typer.Option(40, "--synthetic-n", help="pairs in the built-in synthetic set (when no --data)")
 _TEST_FRACTION = typer.Option(0.2, help="test share of identities for --protocol random")
+_VIEWS = typer.Option("all", help="training views: all (the protocol's 8) or identity (8x quicker)")
 
 
 @app.command("train")
@@ -108,6 +109,7 @@ def train_cmd(
     gan: bool = typer.Option(False, "--gan", help="unet only: pix2pix training with a PatchGAN (L1 x 100)"),
     runs_dir: Path = _RUNS, synthetic_n: int = _SYN_N, test_fraction: float = _TEST_FRACTION,
     name: Optional[str] = typer.Option(None, help="run folder name (default <model>-<direction>-s<seed>)"),
+    views: str = _VIEWS,
     resume: bool = typer.Option(False, "--resume", help="continue the run in its folder from its last epoch"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing run folder's results"),
 ):
@@ -121,7 +123,7 @@ def train_cmd(
     if direction not in DIRECTIONS:
         _fail(f"--direction must be photo2sketch or sketch2photo, got {direction!r}")
     cfg = _run_config(model, direction, data, protocol, seed, epochs, epochs_scale, batch_size, lr, device,
-                      precision, runs_dir, synthetic_n, test_fraction, gan, name)
+                      precision, runs_dir, synthetic_n, test_fraction, gan, name, views)
     result = train(cfg, resume=resume, overwrite=overwrite)
     typer.echo(f"run folder: {result.run_dir}")
 
@@ -130,7 +132,7 @@ def train_cmd(
 def train_all_cmd(
     data: Optional[Path] = _DATA, protocol: Optional[str] = _PROTOCOL, seed: int = typer.Option(0),
     epochs_scale: float = _SCALE, batch_size: int = _BATCH, device: str = _DEVICE, precision: str = _PRECISION,
-    runs_dir: Path = _RUNS, synthetic_n: int = _SYN_N, test_fraction: float = _TEST_FRACTION,
+    runs_dir: Path = _RUNS, synthetic_n: int = _SYN_N, test_fraction: float = _TEST_FRACTION, views: str = _VIEWS,
     models: str = typer.Option("dense_ae,conv_ae,hybrid_ae,unet,pencil,grey,mean", help="comma-separated"),
     overwrite: bool = typer.Option(False, "--overwrite", help="retrain runs that already exist"),
 ):
@@ -138,7 +140,7 @@ def train_all_cmd(
     from facesketch.pipeline import train_all
     names = [m.strip() for m in models.split(",") if m.strip()]
     cfgs = [_run_config(m, d, data, protocol, seed, None, epochs_scale, batch_size, None, device, precision,
-                        runs_dir, synthetic_n, test_fraction) for m in names for d in DIRECTIONS]
+                        runs_dir, synthetic_n, test_fraction, views=views) for m in names for d in DIRECTIONS]
     for run in train_all(cfgs, overwrite=overwrite):
         typer.echo(f"done: {run}")
 
@@ -189,7 +191,7 @@ def reproduce_cmd(
     out: Path = typer.Option(Path("facesketch-reproduce"), "--out", help="folder for runs/ and report/"),
     epochs_scale: float = _SCALE, protocol: str = typer.Option("paper", help=PROTOCOL_HELP),
     device: str = _DEVICE, precision: str = _PRECISION,
-    views: str = typer.Option("all", help="training views: all (the report's 8) or identity (8x quicker)"),
+    views: str = _VIEWS,
     models: str = typer.Option(",".join(("dense_ae", "conv_ae", "hybrid_ae", "unet", "pencil", "grey", "mean")),
                                help="comma-separated models"),
 ):
