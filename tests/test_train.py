@@ -149,3 +149,20 @@ def test_ddp_two_gloo_processes_keep_equal_weights(tmp_path, synth_dir):
     run = tmp_path / "runs" / "conv_ae-sketch2photo-s3"
     assert [r["epoch"] for r in _history(run)] == ["1"]
     load_weights(create_model("conv_ae"), run / "model.safetensors")
+
+
+def test_recalibrate_bn_sets_exact_training_statistics(tmp_path, synth_dir):
+    import torch.nn as nn
+    from facesketch.data.dataset import PairDataset
+    from facesketch.data.pairs import find_pairs
+    from facesketch.train import recalibrate_bn
+    torch.manual_seed(0)
+    model = create_model("hybrid_ae")
+    ds = PairDataset(find_pairs(synth_dir).pairs[:3], size=256, direction="photo2sketch")
+    recalibrate_bn(model, ds, torch.device("cpu"), False, 1)  # equal batches: the average is exact
+    bn = model.encoder[0][3]
+    with torch.no_grad():
+        x = torch.stack([ds[i][0] for i in range(3)])
+        pre = model.encoder[0][:3](x)  # conv -> pool -> leaky relu, the input of that BatchNorm
+    assert torch.allclose(bn.running_mean, pre.mean((0, 2, 3)), atol=1e-4)
+    assert bn.momentum == 0.01 and not model.training

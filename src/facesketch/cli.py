@@ -110,6 +110,8 @@ def train_cmd(
     runs_dir: Path = _RUNS, synthetic_n: int = _SYN_N, test_fraction: float = _TEST_FRACTION,
     name: Optional[str] = typer.Option(None, help="run folder name (default <model>-<direction>-s<seed>)"),
     views: str = _VIEWS,
+    recalibrate_bn: bool = typer.Option(False, "--recalibrate-bn", help="after training, re-estimate BatchNorm "
+                                        "statistics on the train set (for short runs; Keras momentum 0.99 is slow)"),
     resume: bool = typer.Option(False, "--resume", help="continue the run in its folder from its last epoch"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing run folder's results"),
 ):
@@ -124,6 +126,7 @@ def train_cmd(
         _fail(f"--direction must be photo2sketch or sketch2photo, got {direction!r}")
     cfg = _run_config(model, direction, data, protocol, seed, epochs, epochs_scale, batch_size, lr, device,
                       precision, runs_dir, synthetic_n, test_fraction, gan, name, views)
+    cfg.recalibrate_bn = recalibrate_bn
     result = train(cfg, resume=resume, overwrite=overwrite)
     typer.echo(f"run folder: {result.run_dir}")
 

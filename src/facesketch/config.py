@@ -35,6 +35,7 @@ class RunConfig:
     name: str | None = None            # None: <model>-<direction>-s<seed>[-gan]
     num_workers: int = 0
     views: str = "all"                 # training views: 'all' (the protocol's) or 'identity' (quick runs)
+    recalibrate_bn: bool = False       # re-estimate BatchNorm statistics on the train set after training
 
     def __post_init__(self):
         try:

@@ -52,7 +52,8 @@ def demo(out: Path, *, data: Path | None = None, device: str = "auto", seed: int
             cfgs.append(RunConfig(model=model, direction=direction, data=str(data) if data else None,
                                   synthetic_n=DEMO_SYNTHETIC_N, protocol=None if data else "random",
                                   test_fraction=0.25, seed=seed, epochs=DEMO_EPOCHS.get(model), batch_size=6,
-                                  device=device, runs_dir=str(out / "runs"), views="identity"))
+                                  device=device, runs_dir=str(out / "runs"), views="identity",
+                                  recalibrate_bn=True))
     runs = train_all(cfgs, progress=progress)
     return evaluate_and_report(runs, out / "report", title="facesketch demo (short schedule)", progress=progress)
 

@@ -19,6 +19,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
 from facesketch import FacesketchError  # noqa: E402
@@ -152,6 +153,7 @@ def loss_figure(runs: list[dict], direction: str) -> Image.Image | None:
         losses = "/".join(dict.fromkeys(x["loss"] for x in h))
         ax.set_title(f"{_label(r)} ({losses})", fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=7)
     fig.suptitle(f"training loss, {direction}", fontsize=10)

@@ -260,7 +260,34 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False, prog
                     tqdm.write(f"{cfg.run_name} epoch {epoch}: {loss_name} train {train_loss:.4f} "
                                f"test {test_loss:.4f} ({seconds:.1f}s, {seen * info.world / seconds:.1f} img/s)")
             D.barrier(info)
+    if cfg.recalibrate_bn and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        recalibrate_bn(model, train_ds, device, channels_last, per_rank_batch)
+        if info.main:
+            save_model(model, {**_meta(cfg, model, len(history), split), "bn_recalibrated": True}, run / MODEL_FILE)
     return TrainResult(run, model, history)
+
+
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, ds, device, channels_last: bool, batch_size: int) -> None:
+    """Replace BatchNorm running statistics by their average over the training set's batches.
+
+    Keras' momentum 0.99 makes running statistics move 1% per step: after a short run they are
+    still near their initial mean 0 / variance 1 and eval-mode outputs are meaningless. Only for
+    short schedules (--recalibrate-bn); the report's long schedules do not need it.
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over all batches
+    model.eval()
+    for m in bns:
+        m.train()
+    for src, _, _ in make_loader(ds, batch_size=batch_size, shuffle=False):
+        model(_to(src, device, channels_last))
+    for m, momentum in zip(bns, saved):
+        m.momentum = momentum
+    model.eval()
 
 
 def _to(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
