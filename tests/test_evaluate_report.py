@@ -91,4 +91,4 @@ def test_demo_wiring_end_to_end(tmp_path, monkeypatch):
     html_path = P.demo(tmp_path / "demo", progress=False)
     md = (tmp_path / "demo" / "report" / "report.md").read_text()
     assert html_path.exists() and "| metric | conv_ae | pencil | grey | mean |" in md
-    assert len(list((tmp_path / "demo" / "runs").glob("*-s0"))) == 8
+    assert len(list((tmp_path / "demo" / "runs").glob("*-s0/model.safetensors"))) == 8

@@ -197,6 +197,8 @@ def reproduce_cmd(
     views: str = _VIEWS,
     models: str = typer.Option(",".join(("dense_ae", "conv_ae", "hybrid_ae", "unet", "pencil", "grey", "mean")),
                                help="comma-separated models"),
+    recalibrate_bn: bool = typer.Option(False, "--recalibrate-bn", help="re-estimate BatchNorm statistics after "
+                                        "training (recommended with a small --epochs-scale)"),
 ):
     """The report's experiment: its protocol and schedules, both directions, its Tables I/II beside ours."""
     from facesketch.pipeline import reproduce
@@ -204,7 +206,7 @@ def reproduce_cmd(
         _fail(f"--data {data}: no such file or folder")
     names = tuple(m.strip() for m in models.split(",") if m.strip())
     html_path = reproduce(data, out, epochs_scale=epochs_scale, protocol=protocol, device=device,
-                          precision=precision, views=views, models=names)
+                          precision=precision, views=views, models=names, recalibrate_bn=recalibrate_bn)
     typer.echo(f"\nreport: {html_path.resolve()}")
 
 

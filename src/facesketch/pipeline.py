@@ -60,10 +60,11 @@ def demo(out: Path, *, data: Path | None = None, device: str = "auto", seed: int
 
 def reproduce(data: Path, out: Path, *, epochs_scale: float = 1.0, protocol: str = "paper", device: str = "auto",
               precision: str = "fp32", seed: int = 0, views: str = "all", models: tuple[str, ...] = LEARNED + BASELINES,
-              progress: bool = True) -> Path:
+              recalibrate_bn: bool = False, progress: bool = True) -> Path:
     """The report's experiment: its protocol and schedules (scaled), both directions, its tables beside ours."""
     cfgs = [RunConfig(model=m, direction=d, data=str(data), protocol=protocol, seed=seed, epochs_scale=epochs_scale,
-                      device=device, precision=precision, runs_dir=str(out / "runs"), views=views)
+                      device=device, precision=precision, runs_dir=str(out / "runs"), views=views,
+                      recalibrate_bn=recalibrate_bn)
             for d in DIRECTIONS for m in models]
     runs = train_all(cfgs, progress=progress)
     return evaluate_and_report(runs, out / "report", title=f"facesketch reproduction ({protocol} protocol, "
