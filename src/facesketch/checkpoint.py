@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from facesketch import FacesketchError, __version__
 
@@ -44,10 +44,10 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     if not path.is_file():
         raise FacesketchError(f"{path}: weights file is missing")
     try:
-        tensors = load_file(str(path))
-        from safetensors import safe_open
+        # one pass over the file: metadata and tensors from the same handle
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads((f.metadata() or {}).get("facesketch", "{}"))
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as e:
         raise FacesketchError(f"{path}: corrupt or truncated weights file ({e})") from None
     return tensors, meta
@@ -71,7 +71,14 @@ def load_weights(model: nn.Module, path: Path) -> dict:
 
 
 def load_meta(path: Path) -> dict:
-    return _read(path)[1]
+    """The metadata alone (no tensors are read)."""
+    if not path.is_file():
+        raise FacesketchError(f"{path}: weights file is missing")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return json.loads((f.metadata() or {}).get("facesketch", "{}"))
+    except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as e:
+        raise FacesketchError(f"{path}: corrupt or truncated weights file ({e})") from None
 
 
 def _flatten_optimizer(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict, list]:
