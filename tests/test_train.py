@@ -53,6 +53,19 @@ def test_run_folder_holds_everything_predict_needs(tmp_path, synth_dir):
         train(_cfg(tmp_path, synth_dir), progress=False)
 
 
+def test_bad_data_leaves_no_folder_and_overwrite_keeps_the_old_run(tmp_path, synth_dir, synth_copy):
+    old = train(_cfg(tmp_path, synth_dir, model="mean"), progress=False).run_dir
+    before = (old / "model.safetensors").read_bytes()
+    photo = sorted((synth_copy / "photos").iterdir())[0]
+    photo.write_bytes(photo.read_bytes()[:200])  # a truncated JPEG
+    with pytest.raises(FacesketchError, match=photo.name):
+        train(_cfg(tmp_path, synth_copy, model="mean"), overwrite=True, progress=False)
+    assert (old / "model.safetensors").read_bytes() == before
+    with pytest.raises(FacesketchError, match=photo.name):
+        train(_cfg(tmp_path, synth_copy, model="mean", name="fresh"), progress=False)
+    assert not (tmp_path / "runs" / "fresh").exists()
+
+
 def test_stage_epochs_follow_overrides():
     hybrid = (("mse", 100), ("mae", 50))
     assert RunConfig(model="hybrid_ae", direction="photo2sketch").stages(hybrid) == [("mse", 100), ("mae", 50)]

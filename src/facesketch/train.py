@@ -106,19 +106,24 @@ def _meta(cfg: RunConfig, model: nn.Module, epoch: int, split: Split) -> dict:
             "config": cfg.to_dict(), "train_pairs": len(split.train), "test_pairs": len(split.test)}
 
 
-def prepare_run_dir(cfg: RunConfig, *, resume: bool, overwrite: bool) -> Path:
+def validate_run_dir(cfg: RunConfig, *, resume: bool, overwrite: bool) -> Path:
+    """Refuse early when the run folder does not fit --resume/--overwrite; touches nothing."""
     run = cfg.run_dir
     has_work = (run / STATE_FILE).exists() or (run / MODEL_FILE).exists()
-    if resume:
-        if not (run / STATE_FILE).exists():
-            raise FacesketchError(f"--resume: {run / STATE_FILE} does not exist (nothing to resume)")
-    elif has_work and not overwrite:
+    if resume and not (run / STATE_FILE).exists():
+        raise FacesketchError(f"--resume: {run / STATE_FILE} does not exist (nothing to resume)")
+    if not resume and has_work and not overwrite:
         raise FacesketchError(f"{run} already holds a run; use --resume to continue it or --overwrite to replace it")
-    elif overwrite:
+    return run
+
+
+def claim_run_dir(run: Path, *, overwrite: bool) -> None:
+    """Create the run folder and, under --overwrite, drop the old run; called once the data has
+    loaded, so bad data leaves neither an empty folder nor a deleted run behind."""
+    if overwrite:
         for name in (STATE_FILE, MODEL_FILE, "history.csv"):
             (run / name).unlink(missing_ok=True)
     run.mkdir(parents=True, exist_ok=True)
-    return run
 
 
 def run_is_complete(cfg: RunConfig) -> bool:
@@ -149,15 +154,21 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False, prog
         saved = RunConfig.load(cfg.run_dir / "config.yaml")
         saved.device, saved.runs_dir = cfg.device, cfg.runs_dir
         cfg = saved
-    run = prepare_run_dir(cfg, resume=resume, overwrite=overwrite) if info.main else cfg.run_dir
+    run = validate_run_dir(cfg, resume=resume, overwrite=overwrite) if info.main else cfg.run_dir
     torch.manual_seed(cfg.seed)
     split = load_split(cfg)
+    if progress and info.main:
+        for note in split.notes:
+            print(f"note: {note}", flush=True)
     model = create_model(cfg.model, **cfg.model_kwargs)
     size = model.image_size
     train_views = split.train_views if cfg.views == "all" else (0,)
     train_ds = PairDataset(split.train, size=size, direction=cfg.direction, views=train_views,
                            progress=progress and info.main)
+    test_ds = PairDataset(split.test, size=size, direction=cfg.direction, views=split.test_views) \
+        if cls.learned else None
     if info.main:
+        claim_run_dir(run, overwrite=overwrite and not resume)
         cfg.save(run / "config.yaml")
         write_split_manifest(split, run / "split.csv")
 
@@ -169,7 +180,6 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False, prog
             _write_history(run / "history.csv", [])
         return TrainResult(run, model, [])
 
-    test_ds = PairDataset(split.test, size=size, direction=cfg.direction, views=split.test_views)
     model.to(device)
     # measured per model (bench/): channels_last speeds conv_ae up ~1.5x on CPU, slows the others
     channels_last = getattr(cls, "channels_last", False) and device.type == "cpu"
