@@ -20,7 +20,15 @@ def test_cufs_standard_is_the_listed_88_100(cufs_dir):
     # the standard training pairs are exactly the ones whose sketches carry the F2/M2 prefix
     assert all(p.sketch.name[:2] in ("F2", "M2") for p in split.train)
     assert not any(p.sketch.name[:2] in ("F2", "M2") for p in split.test)
-    assert split.test_views == (0,)
+    assert split.test_views == (0,) and split.notes == ()
+
+
+def test_cufs_standard_on_other_data_says_it_is_not_comparable(synth_dir):
+    # the synthetic set borrows CUFS file names, so the protocol applies, but not the published sizes
+    split = make_split(find_pairs(synth_dir).pairs, "cufs-standard")
+    assert len(split.train) + len(split.test) == 12
+    assert len(split.notes) == 1 and "not comparable with published ones" in split.notes[0]
+    assert f"{len(split.train)} / {len(split.test)}" in split.notes[0]
 
 
 @pytest.mark.parametrize("protocol,seed", [("paper", 0), ("cufs-standard", 0), ("random", 0), ("random", 1),

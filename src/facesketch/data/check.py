@@ -18,18 +18,20 @@ def check_dataset(root: str | Path, *, protocol: str = "paper", seed: int = 0,
     train: list[str] = []
     test: list[str] = []
     views = {"train_views": [], "test_views": []}
+    notes = list(found.notes)
     if found.pairs and not problems:
         try:
             split = make_split(found.pairs, protocol, seed=seed, test_fraction=test_fraction)
             train, test = [p.stem for p in split.train], [p.stem for p in split.test]
             views = {"train_views": list(split.train_views), "test_views": list(split.test_views)}
+            notes += split.notes
             if not train or not test:
                 problems.append(f"protocol {protocol!r} leaves an empty {'train' if not train else 'test'} split "
                                 f"({len(found.pairs)} pairs)")
         except FacesketchError as e:
             problems.append(str(e))
     return {"pairs": len(found.pairs), "problems": problems, "protocol": protocol, "train": train,
-            "test": test, "layout": found.layout, "notes": found.notes, "sizes": found.sizes,
+            "test": test, "layout": found.layout, "notes": notes, "sizes": found.sizes,
             "modes": found.modes, **views}
 
 

@@ -21,6 +21,7 @@ from facesketch.data.pairs import Pair, natural_key
 
 PROTOCOLS = ("paper", "cufs-standard", "random", "manifest")
 ALL_VIEWS = tuple(range(8))
+CUFS_STANDARD_SIZES = (88, 100)  # (train, test) pairs on the CUFS student set
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Split:
     test: list[Pair]
     train_views: tuple[int, ...] = ALL_VIEWS
     test_views: tuple[int, ...] = ALL_VIEWS
+    notes: tuple[str, ...] = ()  # caveats a user should see (printed by `data check` and `train`)
 
 
 def make_split(pairs: list[Pair], protocol: str, *, seed: int = 0, test_fraction: float = 0.2) -> Split:
@@ -46,7 +48,10 @@ def make_split(pairs: list[Pair], protocol: str, *, seed: int = 0, test_fraction
         if not train or len(train) + len(test) != len(pairs) or not re.match(r"^[fm]1?-\d{3}", pairs[0].stem):
             raise FacesketchError("protocol 'cufs-standard' needs CUFS file names (f-005-01.jpg ...); "
                                   "use --protocol random or paper for other datasets")
-        return Split(protocol, train, test, ALL_VIEWS, (0,))
+        notes = () if (len(train), len(test)) == CUFS_STANDARD_SIZES else (
+            f"cufs-standard is defined on the 188-pair CUFS student set (88 train / 100 test); this data gives "
+            f"{len(train)} / {len(test)}, so its numbers are not comparable with published ones",)
+        return Split(protocol, train, test, ALL_VIEWS, (0,), notes)
     if protocol == "random":
         if not 0.0 < test_fraction < 1.0:
             raise FacesketchError(f"test fraction must be between 0 and 1, got {test_fraction}")
