@@ -11,12 +11,12 @@ native bf16 the bf16 run is emulated and slow, so the default schedule is short.
 from __future__ import annotations
 
 import argparse
-import re
 import tempfile
 import time
 from pathlib import Path
 
 import facesketch  # noqa: F401  (allocator options, as the trainer runs)
+from readme_block import write_block
 
 METRICS = ("mae", "rmse", "ssim", "psnr")
 
@@ -64,14 +64,7 @@ def main() -> None:
     lines.append("| bf16 - fp32 | " + " | ".join(f"{bf16['metrics'][m] - fp32['metrics'][m]:+.4f}" for m in METRICS)
                  + f" | {bf16['final_train_loss'] - fp32['final_train_loss']:+.4f} | "
                  f"{bf16['train_images_per_s'] / fp32['train_images_per_s']:.2f}x |")
-    readme = Path(__file__).with_name("README.md")
-    text = readme.read_text()
-    block = "<!-- bf16_quality -->\n" + "\n".join(lines) + "\n<!-- /bf16_quality -->"
-    if "<!-- bf16_quality -->" in text:
-        text = re.sub(r"<!-- bf16_quality -->.*<!-- /bf16_quality -->", lambda _: block, text, flags=re.S)
-    else:
-        text += "\n## bf16 quality (`python bench/bf16_quality.py`)\n\n" + block + "\n"
-    readme.write_text(text)
+    write_block("bf16_quality", lines, "bf16 quality (`python bench/bf16_quality.py`)")
     print("\n".join(lines))
 
 

@@ -11,11 +11,11 @@ the reformulations were not adopted. Each alternative is checked to give the sam
 from __future__ import annotations
 
 import argparse
-import re
 import time
-from pathlib import Path
+from functools import partial
 
 import facesketch  # noqa: F401  (allocator options, as the trainer runs)
+from readme_block import write_block
 import torch
 import torch.nn.functional as F
 
@@ -95,33 +95,33 @@ def cases(bs: int):
     """(label, MACs of one forward, [(variant, fn, args-builder)])."""
     cl = torch.channels_last
     for ci, co, h in ((512, 512, 2), (512, 256, 6), (256, 128, 14), (128, 64, 30), (64, 32, 62), (32, 16, 126)):
-        def mk(fmt, ci=ci, co=co, h=h):
+        def mk_up(fmt, ci=ci, co=co, h=h):
             x = torch.randn(bs, ci, h, h).contiguous(memory_format=fmt).requires_grad_()
             return x, (torch.randn(ci, co, 4, 4) * 0.05).contiguous(memory_format=fmt).requires_grad_()
         yield (f"conv_ae up {ci}->{co} @{h}px", bs * h * h * ci * co * 16, [
-            ("PyTorch, channels_last (default)", lambda x, w: F.conv_transpose2d(x, w, stride=2), lambda: mk(cl)),
-            ("PyTorch, NCHW", lambda x, w: F.conv_transpose2d(x, w, stride=2), lambda: mk(torch.contiguous_format)),
-            ("4 phase convs + pixel shuffle", convT_phases, lambda: mk(cl)),
-            ("matmul + col2im", convT_gemm, lambda: mk(torch.contiguous_format))])
+            ("PyTorch, channels_last (default)", lambda x, w: F.conv_transpose2d(x, w, stride=2), partial(mk_up, cl)),
+            ("PyTorch, NCHW", lambda x, w: F.conv_transpose2d(x, w, stride=2), partial(mk_up, torch.contiguous_format)),
+            ("4 phase convs + pixel shuffle", convT_phases, partial(mk_up, cl)),
+            ("matmul + col2im", convT_gemm, partial(mk_up, torch.contiguous_format))])
     for ci, co, h in ((3, 16, 256), (16, 32, 127), (32, 64, 62), (64, 128, 30), (128, 256, 14), (256, 512, 6)):
         ho = (h - 4) // 2 + 1
-        def mk(fmt, ci=ci, co=co, h=h):
+        def mk_down(fmt, ci=ci, co=co, h=h):
             x = torch.randn(bs, ci, h, h).contiguous(memory_format=fmt).requires_grad_(ci != 3)
             return x, (torch.randn(co, ci, 4, 4) * 0.05).contiguous(memory_format=fmt).requires_grad_()
         yield (f"conv_ae down {ci}->{co} @{h}px", bs * ho * ho * ci * co * 16, [
-            ("PyTorch, channels_last (default)", lambda x, w: F.conv2d(x, w, stride=2), lambda: mk(cl)),
-            ("PyTorch, NCHW", lambda x, w: F.conv2d(x, w, stride=2), lambda: mk(torch.contiguous_format)),
-            ("space-to-depth + 2x2 conv", conv_s2d, lambda: mk(cl)),
-            ("im2col + matmul", conv_gemm, lambda: mk(torch.contiguous_format))])
+            ("PyTorch, channels_last (default)", lambda x, w: F.conv2d(x, w, stride=2), partial(mk_down, cl)),
+            ("PyTorch, NCHW", lambda x, w: F.conv2d(x, w, stride=2), partial(mk_down, torch.contiguous_format)),
+            ("space-to-depth + 2x2 conv", conv_s2d, partial(mk_down, cl)),
+            ("im2col + matmul", conv_gemm, partial(mk_down, torch.contiguous_format))])
 
     for ci, co, h in ((16, 8, 254), (8, 3, 255)):  # the head: two 2x2 stride-1 transposed convs with bias
-        def mk(fmt, ci=ci, co=co, h=h):
+        def mk_head(fmt, ci=ci, co=co, h=h):
             x = torch.randn(bs, ci, h, h).contiguous(memory_format=fmt).requires_grad_()
             w = (torch.randn(ci, co, 2, 2) * 0.1).contiguous(memory_format=fmt).requires_grad_()
             return x, w, torch.zeros(co, requires_grad=True)
         yield (f"conv_ae head {ci}->{co} 2x2 @{h}px", bs * h * h * ci * co * 4, [
-            ("PyTorch, channels_last (default)", F.conv_transpose2d, lambda: mk(cl)),
-            ("PyTorch, NCHW", F.conv_transpose2d, lambda: mk(torch.contiguous_format))])
+            ("PyTorch, channels_last (default)", F.conv_transpose2d, partial(mk_head, cl)),
+            ("PyTorch, NCHW", F.conv_transpose2d, partial(mk_head, torch.contiguous_format))])
 
     def mk1():
         return (torch.rand(bs, 3, 256, 256), (torch.randn(256, 3, 5, 5) * 0.1).requires_grad_(),
@@ -130,14 +130,14 @@ def cases(bs: int):
         ("PyTorch, NCHW (default)", lambda x, w, b: F.max_pool2d(F.conv2d(x, w, b, padding=2), 2), mk1),
         ("pool candidates as 4 phase convs + max", pool_phases, mk1)])
     for ci, co, k, h, transposed in ((256, 128, 3, 128, False), (128, 256, 5, 64, True)):
-        def mk(ci=ci, co=co, k=k, h=h, transposed=transposed):
+        def mk_conv(ci=ci, co=co, k=k, h=h, transposed=transposed):
             w = torch.randn(*((ci, co) if transposed else (co, ci)), k, k) * 0.02
             return torch.randn(bs, ci, h, h).requires_grad_(), w.requires_grad_()
         op = (lambda x, w, k=k: F.conv_transpose2d(x, w, padding=k // 2)) if transposed else \
             (lambda x, w, k=k: F.conv2d(x, w, padding=k // 2))
         kind = "dec (transposed)" if transposed else "enc"
         yield (f"hybrid_ae {kind} {ci}->{co} {k}x{k} @{h}px", bs * h * h * ci * co * k * k,
-               [("PyTorch, NCHW (default)", op, mk)])
+               [("PyTorch, NCHW (default)", op, mk_conv)])
 
 
 def main() -> None:
@@ -165,14 +165,7 @@ def main() -> None:
             pct = 100 * 6 * macs / seconds / 1e9 / top
             lines.append(f"| {label} | {name} | {1000 * seconds:.0f} | {pct:.0f}% | {base_s / seconds:.2f}x | {diff} |")
             print(lines[-1], flush=True)
-    readme = Path(__file__).with_name("README.md")
-    text = readme.read_text()
-    block = "<!-- layer_bench -->\n" + "\n".join(lines) + "\n<!-- /layer_bench -->"
-    if "<!-- layer_bench -->" in text:
-        text = re.sub(r"<!-- layer_bench -->.*<!-- /layer_bench -->", lambda _: block, text, flags=re.S)
-    else:
-        text += "\n## Per layer (`python bench/layer_bench.py`)\n\n" + block + "\n"
-    readme.write_text(text)
+    write_block("layer_bench", lines, "Per layer (`python bench/layer_bench.py`)")
 
 
 if __name__ == "__main__":

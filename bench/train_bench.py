@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import facesketch  # noqa: F401  (sets the allocator options the trainer runs with, before torch loads)
+from readme_block import write_block
 
 KERAS_TARGET = {"dense_ae": 10.3, "conv_ae": 33.0, "hybrid_ae": 2.4}  # images/s, batch 16, fp32 (issue #3)
 
@@ -33,7 +34,6 @@ def _child(spec: dict) -> dict:
     import resource
 
     import torch
-    import torch.nn as nn
     import torch.nn.functional as F
 
     from facesketch.registry import create_model
@@ -241,11 +241,7 @@ def write_readme(rows, ceiling, native_bf16, keras=()) -> None:
                      f"{vs} | {r['peak_rss_mib']:.0f} |")
     if keras:
         lines += keras_lines(rows, keras, ceiling["fp32"])
-    readme = Path(__file__).with_name("README.md")
-    text = readme.read_text() if readme.exists() else "# Benchmarks\n\n<!-- train_bench -->\n<!-- /train_bench -->\n"
-    block = "<!-- train_bench -->\n" + "\n".join(lines) + "\n<!-- /train_bench -->"
-    text = re.sub(r"<!-- train_bench -->.*<!-- /train_bench -->", lambda _: block, text, flags=re.S)
-    readme.write_text(text)
+    write_block("train_bench", lines, "Training and inference speed (`python bench/train_bench.py`)")
     print("\n".join(lines))
 
 

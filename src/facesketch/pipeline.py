@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from facesketch.checkpoint import MODEL_FILE
 from facesketch.config import RunConfig
 
 
