@@ -44,6 +44,12 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=24, help="synthetic identities")
     args = ap.parse_args()
     import torch
+
+    from facesketch.registry import list_models
+    if args.model not in list_models(learned=True):
+        raise SystemExit(f"--model {args.model!r}: expected a learned model ({', '.join(list_models(learned=True))})")
+    if args.epochs < 1 or args.n < 8:
+        raise SystemExit(f"expected --epochs >= 1 and --n >= 8, got {args.epochs} and {args.n}")
     with tempfile.TemporaryDirectory() as tmp:
         rows = []
         for precision in ("fp32", "bf16"):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -111,6 +112,12 @@ def main() -> None:
     ap.add_argument("--jit", choices=("auto", "xla", "off"), default="auto",
                     help="Keras compile(jit_compile=...): auto (the Keras default), xla, off")
     args = ap.parse_args()
+    try:
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
+    except ImportError:
+        raise SystemExit(f"{sys.executable} has no TensorFlow/Keras; run this script with an interpreter that does "
+                         "(pip install tensorflow-cpu)") from None
     for name in args.models.split(","):
         if name not in BUILDERS:
             raise SystemExit(f"unknown model {name!r}; expected one of {', '.join(BUILDERS)}")

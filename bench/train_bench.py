@@ -145,6 +145,12 @@ def main() -> None:
     if args.child:
         print(json.dumps(_child(json.loads(args.child))))
         return
+    if args.keras_python:  # fail now, not after the PyTorch rows
+        probe = subprocess.run([args.keras_python, "-c", "import keras, tensorflow"], capture_output=True, text=True) \
+            if Path(args.keras_python).is_file() else None
+        if probe is None or probe.returncode != 0:
+            raise SystemExit(f"--keras-python {args.keras_python}: expected a Python interpreter with TensorFlow "
+                             "installed (python3 -m venv /tmp/tf && /tmp/tf/bin/pip install tensorflow-cpu)")
     import torch
     native_bf16 = torch.ops.mkldnn._is_mkldnn_bf16_supported()
     ceiling = {p: run({"kind": "matmul", "precision": p, "seconds": args.seconds}).get("gflops", float("nan"))
