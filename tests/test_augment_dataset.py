@@ -1,3 +1,4 @@
+import numpy as np
 import torch
 
 from facesketch.data.augment import apply_view, invert_view
@@ -41,3 +42,24 @@ def test_loader_order_depends_only_on_seed_and_epoch(synth_dir):
                                                                   epoch=epoch) for n in batch]
     assert names(1, 0) == names(1, 0)
     assert names(1, 0) != names(1, 1) and sorted(names(1, 0)) == sorted(names(1, 1))
+
+
+def test_all_eight_views_match_numpy():
+    # the order documented in data/augment.py and spec section 1, each written with NumPy's own
+    # operations on the last two axes (np.rot90 with k=-1 turns clockwise, k=1 counter-clockwise)
+    hw = (-2, -1)
+    expected = [
+        lambda a: a,
+        lambda a: np.flip(a, -1),                                  # horizontal flip
+        lambda a: np.flip(a, -2),                                  # vertical flip
+        lambda a: np.rot90(a, 2, axes=hw),                         # rotation 180
+        lambda a: np.rot90(a, -1, axes=hw),                        # 90 clockwise
+        lambda a: np.rot90(a, 1, axes=hw),                         # 90 counter-clockwise
+        lambda a: np.flip(np.rot90(a, -1, axes=hw), -1),           # 90 clockwise, then horizontal flip
+        lambda a: np.flip(np.rot90(a, 1, axes=hw), -1),            # 90 counter-clockwise, then horizontal flip
+    ]
+    a = np.random.default_rng(0).random((2, 3, 6, 6)).astype(np.float32)
+    for view, f in enumerate(expected):
+        assert np.array_equal(apply_view(torch.from_numpy(a), view).numpy(), f(a)), view
+    # clockwise, by hand on a 2x2: [[1, 2], [3, 4]] -> [[3, 1], [4, 2]]
+    assert apply_view(torch.tensor([[1, 2], [3, 4]]), 4).tolist() == [[3, 1], [4, 2]]

@@ -34,3 +34,16 @@ def test_data_synth_cli(tmp_path):
     r = runner.invoke(app, ["data", "synth", str(tmp_path / "s"), "--n", "2", "--seed", "1"])
     assert r.exit_code == 0, r.output
     assert len(list((tmp_path / "s" / "photos").iterdir())) == 2
+
+
+def test_data_check_json_counts_identities(synth_dir):
+    out = json.loads(runner.invoke(app, ["data", "check", str(synth_dir), "--json"]).stdout)
+    assert out["identities"] == 12 and not any("several pictures" in n for n in out["notes"])
+
+
+def test_data_synth_twice_needs_overwrite(tmp_path):
+    args = ["data", "synth", str(tmp_path / "s"), "--n", "1"]
+    assert runner.invoke(app, args).exit_code == 0
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2 and "already holds a synthetic set (n=1, seed=0); pass --overwrite" in r.output
+    assert runner.invoke(app, [*args, "--seed", "2", "--overwrite"]).exit_code == 0

@@ -64,3 +64,56 @@ def test_split_manifest_round_trip(synth_dir, tmp_path):
     assert [p.stem for p in back.train] == [p.stem for p in split.train]
     assert [p.stem for p in back.test] == [p.stem for p in split.test]
     assert back.test_views == split.test_views and back.train_views == split.train_views
+
+
+def test_test_fraction_is_noted_where_the_protocol_ignores_it(synth_dir):
+    pairs = find_pairs(synth_dir).pairs
+    for protocol in ("paper", "cufs-standard"):
+        assert not any("test-fraction" in n for n in make_split(pairs, protocol).notes)
+        (note,) = [n for n in make_split(pairs, protocol, test_fraction=0.3).notes if "test-fraction" in n]
+        assert note.startswith(f"--test-fraction 0.3 is ignored: protocol {protocol!r}")
+    assert make_split(pairs, "random", test_fraction=0.3).notes == ()
+    # not given means 0.2 for random
+    assert [p.stem for p in make_split(pairs, "random", seed=3).test] == \
+        [p.stem for p in make_split(pairs, "random", seed=3, test_fraction=0.2).test]
+
+
+def test_data_check_notes_an_ignored_test_fraction(synth_dir):
+    from typer.testing import CliRunner
+    from facesketch.cli import app
+    run = lambda *a: CliRunner().invoke(app, ["data", "check", str(synth_dir), *a]).output
+    assert "test-fraction" not in run()
+    assert "note      --test-fraction 0.5 is ignored: protocol 'paper'" in run("--test-fraction", "0.5")
+    assert "test-fraction" not in run("--protocol", "random", "--test-fraction", "0.5")
+
+
+def test_split_manifest_keeps_identities(synth_dir, tmp_path):
+    import csv
+    split = make_split(find_pairs(synth_dir).pairs, "random", seed=4)
+    write_split_manifest(split, tmp_path / "split.csv")
+    rows = list(csv.DictReader((tmp_path / "split.csv").read_text(encoding="utf-8").splitlines()))
+    assert [r["identity"] for r in rows] == [p.photo.stem[:-3] for p in split.train + split.test]
+
+
+def test_split_manifest_failure_leaves_no_tmp(tmp_path, monkeypatch):
+    import os
+    from pathlib import Path
+    from facesketch.data.pairs import Pair
+    from facesketch.data.protocols import Split
+    bad = Pair(Path(os.fsdecode(b"caf\xe9.jpg")), Path("s.jpg"))
+    split = Split("random", [Pair(Path("a.jpg"), Path("b.jpg"))], [bad])
+    with pytest.raises(FacesketchError, match=r"caf\\xe9.jpg in UTF-8; rename the file"):
+        write_split_manifest(split, tmp_path / "run" / "split.csv")
+    assert not (tmp_path / "run").exists() or list((tmp_path / "run").iterdir()) == []
+    # a failure while writing, too
+    class Full:
+        def writerow(self, row):
+            pass
+
+        def writerows(self, rows):
+            raise OSError(28, "No space left on device")
+    monkeypatch.setattr("facesketch.data.protocols.csv.writer", lambda f: Full())
+    with pytest.raises(OSError, match="No space left"):
+        write_split_manifest(split=Split("random", [Pair(Path("a.jpg"), Path("b.jpg"))], []),
+                             path=tmp_path / "run" / "split.csv")
+    assert list((tmp_path / "run").iterdir()) == []

@@ -5,14 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from facesketch import FacesketchError
+from facesketch.data.images import shown
 from facesketch.data.pairs import find_pairs
 from facesketch.data.protocols import make_split
 
 
 def check_dataset(root: str | Path, *, protocol: str = "paper", seed: int = 0,
-                  test_fraction: float = 0.2) -> dict:
-    """Return {"pairs", "problems", "protocol", "train", "test", "layout", "notes", "sizes", "modes",
-    "train_views", "test_views"}; "problems" is empty when the dataset is usable."""
+                  test_fraction: float | None = None) -> dict:
+    """Return {"pairs", "identities", "problems", "protocol", "train", "test", "layout", "notes", "sizes",
+    "modes", "train_views", "test_views"}; "problems" is empty when the dataset is usable."""
     found = find_pairs(root)
     problems = list(found.problems)
     train: list[str] = []
@@ -30,14 +31,15 @@ def check_dataset(root: str | Path, *, protocol: str = "paper", seed: int = 0,
                                 f"({len(found.pairs)} pairs)")
         except FacesketchError as e:
             problems.append(str(e))
-    return {"pairs": len(found.pairs), "problems": problems, "protocol": protocol, "train": train,
-            "test": test, "layout": found.layout, "notes": notes, "sizes": found.sizes,
+    return {"pairs": len(found.pairs), "identities": found.identities, "problems": problems, "protocol": protocol,
+            "train": train, "test": test, "layout": found.layout, "notes": notes, "sizes": found.sizes,
             "modes": found.modes, **views}
 
 
 def format_check(report: dict, root: str | Path) -> str:
     """Human-readable summary of check_dataset's result."""
-    lines = [f"dataset   {root} ({report['layout']} layout)", f"pairs     {report['pairs']}"]
+    lines = [f"dataset   {shown(root)} ({report['layout']} layout)",
+             f"pairs     {report['pairs']} ({report['identities']} identities)"]
     if report["sizes"]:
         lines.append("sizes     " + ", ".join(f"{k} x{v}" for k, v in sorted(report["sizes"].items())))
         lines.append("modes     " + ", ".join(f"{k} x{v}" for k, v in sorted(report["modes"].items())))

@@ -2,33 +2,89 @@
 
 from __future__ import annotations
 
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
+from facesketch import FacesketchError
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+# Limits on the size a file declares in its header, checked before any pixel is decoded: a small
+# file can declare a huge image (a decompression bomb: 436 KB declaring 13000x13000 took 2.7 GB).
+MAX_SIDE = 8192          # px per side
+MAX_PIXELS = 40_000_000  # width x height
+MIN_SIDE = 32            # px per side; `data check` refuses smaller images (a 1x1 pair holds no face)
+# Single-channel high-bit-depth modes and the value that means white: Pillow's own convert()
+# clips them at 255, which turned 16-bit PNGs 99% white.
+HIGH_BIT_WHITE = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": 65535, "F": 1.0}
+
+
+def shown(path: str | Path) -> str:
+    """`path` printable on any UTF-8 stream: undecodable bytes in a file name become '\\xe9'."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def is_image_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def open_image(path: Path) -> Image.Image:
-    """Fully decode `path` with EXIF orientation applied; alpha composited onto white.
+def check_declared_size(path: Path, size: tuple[int, int]) -> None:
+    """Raise FacesketchError when a header's (width, height) is above MAX_SIDE / MAX_PIXELS."""
+    w, h = size
+    if max(w, h) > MAX_SIDE or w * h > MAX_PIXELS:
+        raise FacesketchError(f"{shown(path)}: declares {w}x{h} pixels, above the limit of {MAX_SIDE} px per side "
+                              f"and {MAX_PIXELS / 1e6:g} megapixels; refused before decoding")
 
-    Returns an 'RGB' or 'L' image. Raises OSError/ValueError for unreadable files.
+
+def read_image(path: Path) -> tuple[Image.Image, str]:
+    """Fully decode `path` -> (image, the file's own mode), with EXIF orientation applied and
+    alpha composited onto white. The image is 'RGB' or 'L'; high-bit-depth greyscale is scaled
+    to 8 bits by its full range (65535 for 16-bit, 1.0 for float).
+
+    Raises FacesketchError for a declared size above the limits or values outside that range,
+    OSError/ValueError for unreadable files.
     """
-    with Image.open(path) as im:
-        im.load()
-        im = ImageOps.exif_transpose(im)
-    if im.mode in ("RGBA", "LA", "P", "PA"):
+    with warnings.catch_warnings():
+        # our own, lower limit is checked first; Pillow's warning would only be noise
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(path)
+        except Image.DecompressionBombError as e:  # Pillow's hard limit, far above ours
+            raise FacesketchError(f"{shown(path)}: declares more than {MAX_PIXELS / 1e6:g} megapixels ({e}); "
+                                  "refused before decoding") from None
+        with im:
+            mode = im.mode
+            check_declared_size(path, im.size)
+            im.load()
+            im = ImageOps.exif_transpose(im)
+    if im.mode in HIGH_BIT_WHITE:
+        im = _high_bit_to_l(im, path)
+    elif im.mode in ("RGBA", "LA", "P", "PA"):
         im = im.convert("RGBA")
         white = Image.new("RGBA", im.size, (255, 255, 255, 255))
         im = Image.alpha_composite(white, im).convert("RGB")
     elif im.mode not in ("RGB", "L"):
         im = im.convert("RGB")
-    return im
+    return im, mode
+
+
+def open_image(path: Path) -> Image.Image:
+    """read_image without the mode: an 'RGB' or 'L' image."""
+    return read_image(path)[0]
+
+
+def _high_bit_to_l(im: Image.Image, path: Path) -> Image.Image:
+    white = HIGH_BIT_WHITE[im.mode]
+    arr = np.asarray(im, dtype=np.float64)
+    lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+    if not (np.isfinite(arr).all() and 0 <= lo and hi <= white):
+        # guessing a range (min-max, /255, ...) would silently change the numbers
+        raise FacesketchError(f"{shown(path)}: mode {im.mode} image has values {lo:g}..{hi:g}, outside 0..{white:g} "
+                              "(black..white); save it as an 8- or 16-bit image")
+    return Image.fromarray(np.round(arr * (255.0 / white)).astype(np.uint8))
 
 
 def resize_square(im: Image.Image, size: int, *, fit: str = "stretch") -> Image.Image:

@@ -4,21 +4,36 @@ Three layouts, detected in this order:
   cufs     photos/ + sketches/ with CUFS names (sketch = photo stem + '-sz1', and the 88
            standard training sketches spell the prefix 'F2'/'M2' where the photo has 'f'/'m');
   generic  photos/ + sketches/ (or A/ + B/) whose files share a stem;
-  manifest a CSV file with columns photo,sketch[,split] (paths relative to the CSV), given
-           directly or as the only *.csv in the folder.
+  manifest a CSV file with columns photo,sketch[,split][,identity] (paths relative to the CSV),
+           given directly or as the only *.csv in the folder.
+A pair's identity (the person; splits never divide one) is the photo's stem without a trailing
+picture number of 1-2 digits after '-' or '_' ('anna_1', 'anna_02' -> 'anna'; CUFS 'f-005-01'
+-> 'f-005'), or a manifest's identity column.
 Validation collects every problem before reporting, and never writes to the dataset.
 """
 
 from __future__ import annotations
 
 import csv
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
 
-from facesketch.data.images import IMAGE_SUFFIXES, open_image
+from facesketch import FacesketchError
+from facesketch.data.images import IMAGE_SUFFIXES, MIN_SIDE, read_image, shown
+
+MANIFEST_COLUMNS = ("photo", "sketch", "split", "identity")
+# Photo and sketch of one pair may differ in size (both are stretched to the model's square), but
+# aspect ratios further apart than this mean the two are probably not the same picture.
+MAX_ASPECT_MISMATCH = 0.05
+
+
+def identity_of(stem: str) -> str:
+    """The person a picture shows, from its stem: 'anna_1', 'anna-02' -> 'anna'; 'img_001' stays."""
+    return re.sub(r"[-_]\d{1,2}$", "", stem) or stem
 
 
 @dataclass(frozen=True)
@@ -26,15 +41,15 @@ class Pair:
     photo: Path
     sketch: Path
     split: str | None = None  # only from a manifest's split column
+    identity: str | None = None  # None -> identity_of(photo stem); set by a manifest's identity column
+
+    def __post_init__(self):
+        if not self.identity:
+            object.__setattr__(self, "identity", identity_of(self.photo.stem))
 
     @property
     def stem(self) -> str:
         return self.photo.stem
-
-    @property
-    def identity(self) -> str:
-        # CUFS photos carry one picture per person as '<id>-01'; elsewhere the stem is the id.
-        return re.sub(r"-01$", "", self.stem)
 
 
 @dataclass
@@ -45,11 +60,15 @@ class PairSet:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     sizes: dict[str, int] = field(default_factory=dict)  # "200x250" -> count
-    modes: dict[str, int] = field(default_factory=dict)  # "photo RGB" -> count
+    modes: dict[str, int] = field(default_factory=dict)  # "photo RGB" -> count, the files' own modes
 
     @property
     def usable(self) -> bool:
         return not self.problems and bool(self.pairs)
+
+    @property
+    def identities(self) -> int:
+        return len({p.identity for p in self.pairs})
 
 
 def natural_key(name: str) -> list:
@@ -63,31 +82,48 @@ def cufs_photo_stem(sketch_stem: str) -> str:
     return re.sub(r"^([FM])2-", lambda m: m.group(1).lower() + "-", stem)
 
 
+def _is_utf8(name: str) -> bool:
+    # undecodable bytes in a file name arrive as lone surrogates, which UTF-8 cannot encode
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def find_pairs(root: str | Path, *, check_images: bool = True) -> PairSet:
     """Discover and validate the pairs under `root` (a folder or a CSV manifest)."""
     root = Path(root)
     if not root.exists():
-        return PairSet(root, "missing", problems=[f"{root}: no such file or folder"])
-    if root.is_file():
-        if root.suffix.lower() != ".csv":
-            return PairSet(root, "missing", problems=[f"{root}: expected a dataset folder or a .csv manifest"])
-        result = _from_manifest(root)
-    else:
-        folders = _find_folders(root)
-        if folders is None:
-            csvs = sorted(root.glob("*.csv"))
-            if len(csvs) == 1:
-                result = _from_manifest(csvs[0])
-            else:
-                return PairSet(root, "missing", problems=[
-                    f"{root}: expected photos/ + sketches/ (or A/ + B/) folders or one CSV manifest "
-                    "with columns photo,sketch[,split]"])
-        else:
-            result = _from_folders(root, *folders)
+        return PairSet(root, "missing", problems=[f"{shown(root)}: no such file or folder"])
+    if not _is_utf8(str(root.resolve())):
+        return PairSet(root, "missing", problems=[f"{shown(root.resolve())}: the path is not valid UTF-8; "
+                                                  "rename it (split.csv and reports store paths as UTF-8)"])
+    try:
+        result = _discover(root)
+    except OSError as e:  # an unreadable folder, say
+        return PairSet(root, "missing", problems=[f"{shown(e.filename or root)}: cannot read ({e.strerror or e})"])
     if check_images and result.pairs:
         _check_images(result)
     result.pairs.sort(key=lambda p: natural_key(p.photo.name))
+    _note_identities(result)
     return result
+
+
+def _discover(root: Path) -> PairSet:
+    if root.is_file():
+        if root.suffix.lower() != ".csv":
+            return PairSet(root, "missing", problems=[f"{shown(root)}: expected a dataset folder or a .csv manifest"])
+        return _from_manifest(root)
+    folders = _find_folders(root)
+    if folders is not None:
+        return _from_folders(root, *folders)
+    csvs = sorted(root.glob("*.csv"))
+    if len(csvs) == 1:
+        return _from_manifest(csvs[0])
+    return PairSet(root, "missing", problems=[
+        f"{shown(root)}: expected photos/ + sketches/ (or A/ + B/) folders or one CSV manifest "
+        "with columns photo,sketch[,split][,identity]"])
 
 
 def _find_folders(root: Path) -> tuple[Path, Path] | None:
@@ -100,18 +136,22 @@ def _find_folders(root: Path) -> tuple[Path, Path] | None:
 
 def _list_images(folder: Path, kind: str, out: PairSet) -> list[Path]:
     if not folder.is_dir():
-        out.problems.append(f"{folder}: {kind} folder is missing")
+        out.problems.append(f"{shown(folder)}: {kind} folder is missing")
         return []
-    files = []
+    files, misnamed = [], 0
     for p in sorted(folder.iterdir()):
         if p.name.startswith("."):
             continue
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
-            files.append(p)
+        if not (p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+            out.notes.append(f"skipped {shown(p)} (not an image file)")
+        elif not _is_utf8(p.name):
+            misnamed += 1
+            out.problems.append(f"{shown(p)}: file name is not valid UTF-8; rename it "
+                                "(split.csv and reports store names as UTF-8)")
         else:
-            out.notes.append(f"skipped {p} (not an image file)")
-    if not files:
-        out.problems.append(f"{folder}: {kind} folder has no images "
+            files.append(p)
+    if not files and not misnamed:
+        out.problems.append(f"{shown(folder)}: {kind} folder has no images "
                             f"(expected one of {', '.join(sorted(IMAGE_SUFFIXES))})")
     return files
 
@@ -150,47 +190,132 @@ def _from_folders(root: Path, photo_dir: Path, sketch_dir: Path) -> PairSet:
 
 def _from_manifest(path: Path) -> PairSet:
     out = PairSet(path, "manifest")
+    where = shown(path)
     try:
-        with path.open(newline="") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        out.problems.append(f"{path}: cannot read CSV ({e})")
+        # utf-8-sig: spreadsheet programs start their CSV files with a byte-order mark
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            reader = csv.reader(f)
+            rows = [(reader.line_num, r) for r in reader if any(c.strip() for c in r)]
+    except UnicodeDecodeError as e:
+        out.problems.append(f"{where}: not a UTF-8 text file ({e.reason} at byte {e.start}); save it as UTF-8 CSV")
         return out
-    if not rows or not {"photo", "sketch"} <= set(rows[0]):
-        out.problems.append(f"{path}: expected a header with columns photo,sketch[,split]")
+    except (OSError, csv.Error) as e:
+        out.problems.append(f"{where}: cannot read CSV ({e})")
         return out
-    seen: dict[Path, int] = {}
-    for i, row in enumerate(rows, start=2):
-        photo = (path.parent / (row["photo"] or "").strip())
-        sketch = (path.parent / (row["sketch"] or "").strip())
-        split = (row.get("split") or "").strip().lower() or None
+    expected = "expected a header row photo,sketch[,split][,identity]"
+    if not rows:
+        out.problems.append(f"{where}: the manifest is empty; {expected} and one row per pair")
+        return out
+    header = [c.strip().lower() for c in rows[0][1]]
+    if not {"photo", "sketch"} <= set(header):
+        hint = " (is it separated by ';'? use ',')" if any(";" in c for c in header) else ""
+        out.problems.append(f"{where}:{rows[0][0]}: header {','.join(header)!r} lacks "
+                            f"{' and '.join(c for c in ('photo', 'sketch') if c not in header)}; {expected}{hint}")
+        return out
+    if len(rows) == 1:
+        out.problems.append(f"{where}: the manifest has a header but no rows; expected one row per pair")
+        return out
+    ignored = [c for c in header if c not in MANIFEST_COLUMNS]
+    if ignored:
+        out.notes.append(f"{where}: ignored column(s) {', '.join(ignored)} (known: {', '.join(MANIFEST_COLUMNS)})")
+    seen_photo: dict[Path, int] = {}
+    seen_sketch: dict[Path, tuple[int, str]] = {}
+    for i, cells in rows[1:]:
+        extra = cells[len(header):]
+        if len(cells) < len(header) or any(c.strip() for c in extra):
+            out.problems.append(f"{where}:{i}: {len(cells)} field(s), expected {len(header)} "
+                                f"({','.join(header)})")
+            continue
+        row = {k: c.strip() for k, c in zip(header, cells)}
+        resolved = {}
+        for col in ("photo", "sketch"):
+            if not row[col]:
+                out.problems.append(f"{where}:{i}: empty {col} cell")
+            elif (p := _manifest_path(path.parent, row[col])) is None:
+                out.problems.append(f"{where}:{i}: {col} {row[col]!r} leaves the manifest's folder; relative "
+                                    "paths must stay inside it")
+            else:
+                resolved[col] = p
+        split = (row.get("split") or "").lower() or None
         if split not in (None, "train", "test"):
-            out.problems.append(f"{path}:{i}: split must be 'train' or 'test', got {split!r}")
+            out.problems.append(f"{where}:{i}: split must be 'train' or 'test', got {split!r}")
+        if len(resolved) < 2:
+            continue
+        photo, sketch = resolved["photo"], resolved["sketch"]
         bad = [str(p) for p in (photo, sketch) if not p.is_file()]
         if bad:
-            out.problems.append(f"{path}:{i}: missing file {', '.join(bad)}")
+            out.problems.append(f"{where}:{i}: missing file {', '.join(bad)}")
             continue
-        if photo in seen:
-            out.problems.append(f"{path}:{i}: photo {photo.name} is already paired on line {seen[photo]}")
+        rp, rs = photo.resolve(), sketch.resolve()
+        if rp == rs:
+            out.problems.append(f"{where}:{i}: photo and sketch are the same file {photo.name}")
             continue
-        seen[photo] = i
-        out.pairs.append(Pair(photo, sketch, split))
+        if rp in seen_photo:
+            out.problems.append(f"{where}:{i}: photo {photo.name} is already paired on line {seen_photo[rp]}")
+            continue
+        if rs in seen_sketch:
+            line, other = seen_sketch[rs]
+            out.problems.append(f"{where}:{i}: sketch {sketch.name} is already paired with photo {other} "
+                                f"on line {line}")
+            continue
+        seen_photo[rp], seen_sketch[rs] = i, (i, photo.name)
+        out.pairs.append(Pair(photo, sketch, split, row.get("identity") or None))
     return out
 
 
+def _manifest_path(base: Path, cell: str) -> Path | None:
+    """base/cell, or None when a relative cell climbs out of base; absolute paths are kept as written
+    (a run's split.csv uses them)."""
+    if Path(cell).is_absolute():
+        return Path(cell)
+    norm = os.path.normpath(cell)
+    if norm == os.pardir or norm.startswith(os.pardir + os.sep):
+        return None
+    return base / norm
+
+
 def _check_images(out: PairSet) -> None:
+    resized = []
     for pair in out.pairs:
         sizes = []
         for kind, path in (("photo", pair.photo), ("sketch", pair.sketch)):
             try:
-                im = open_image(path)
-            except (OSError, ValueError, Image.DecompressionBombError) as e:
-                out.problems.append(f"{path}: unreadable or corrupt image ({type(e).__name__}: {e})")
+                im, mode = read_image(path)
+            except FacesketchError as e:
+                out.problems.append(str(e))
                 continue
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+                out.problems.append(f"{shown(path)}: unreadable or corrupt image ({type(e).__name__}: {e})")
+                continue
+            w, h = im.size
+            if min(w, h) < MIN_SIDE:
+                out.problems.append(f"{shown(path)}: {w}x{h} pixels, below the minimum of {MIN_SIDE} px per side")
             sizes.append(im.size)
-            size = f"{im.size[0]}x{im.size[1]}"
-            out.sizes[size] = out.sizes.get(size, 0) + 1
-            out.modes[f"{kind} {im.mode}"] = out.modes.get(f"{kind} {im.mode}", 0) + 1
+            out.sizes[f"{w}x{h}"] = out.sizes.get(f"{w}x{h}", 0) + 1
+            out.modes[f"{kind} {mode}"] = out.modes.get(f"{kind} {mode}", 0) + 1
         if len(sizes) == 2 and sizes[0] != sizes[1]:
-            out.problems.append(f"{pair.sketch}: size {sizes[1][0]}x{sizes[1][1]} does not match its photo "
-                                f"{pair.photo.name} ({sizes[0][0]}x{sizes[0][1]})")
+            (pw, ph), (sw, sh) = sizes
+            aspects = sorted((pw / ph, sw / sh))
+            differ = aspects[1] / aspects[0] - 1
+            if differ > MAX_ASPECT_MISMATCH:
+                out.problems.append(
+                    f"{shown(pair.sketch)}: size {sw}x{sh} does not match its photo {shown(pair.photo.name)} "
+                    f"({pw}x{ph}): aspect ratios differ by {differ:.0%}, more than {MAX_ASPECT_MISMATCH:.0%}, so "
+                    "they are probably not the same picture")
+            else:
+                resized.append(f"{shown(pair.photo.name)} {pw}x{ph} / {shown(pair.sketch.name)} {sw}x{sh}")
+    if resized:
+        out.notes.append(f"{len(resized)} pair(s) differ in size, with aspect ratios within {MAX_ASPECT_MISMATCH:.0%} "
+                         f"(e.g. {resized[0]}); both images are resized to the model's square, so they still align")
+
+
+def _note_identities(out: PairSet) -> None:
+    by_id: dict[str, list[str]] = {}
+    for p in out.pairs:
+        by_id.setdefault(p.identity, []).append(p.stem)
+    shared = [(k, v) for k, v in by_id.items() if len(v) > 1]
+    if shared:
+        k, stems = shared[0]
+        out.notes.append(f"{len(by_id)} identities for {len(out.pairs)} pairs: {len(shared)} have several pictures "
+                         f"(e.g. {shown(k)}: {', '.join(map(shown, stems[:3]))}); a split keeps each identity on "
+                         "one side")

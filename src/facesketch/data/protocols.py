@@ -13,10 +13,11 @@ from __future__ import annotations
 import csv
 import random as _random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from facesketch import FacesketchError
+from facesketch.data.images import shown
 from facesketch.data.pairs import Pair, natural_key
 
 PROTOCOLS = ("paper", "cufs-standard", "random", "manifest")
@@ -34,8 +35,24 @@ class Split:
     notes: tuple[str, ...] = ()  # caveats a user should see (printed by `data check` and `train`)
 
 
-def make_split(pairs: list[Pair], protocol: str, *, seed: int = 0, test_fraction: float = 0.2) -> Split:
-    """Split `pairs` by `protocol`; raises FacesketchError when the protocol does not fit the data."""
+def make_split(pairs: list[Pair], protocol: str, *, seed: int = 0, test_fraction: float | None = None) -> Split:
+    """Split `pairs` by `protocol`; raises FacesketchError when the protocol does not fit the data.
+
+    test_fraction is the test share of identities for 'random' (None: not given, 0.2); the other
+    protocols fix their own test set, and a value given to them earns a note instead of silence.
+    """
+    split = _make_split(pairs, protocol, seed, 0.2 if test_fraction is None else test_fraction)
+    notes = list(split.notes)
+    if test_fraction is not None and protocol != "random":
+        notes.append(f"--test-fraction {test_fraction:g} is ignored: protocol {protocol!r} fixes its own test set "
+                     "(only --protocol random uses it)")
+    if protocol != "manifest" and any(p.split for p in pairs):
+        notes.append(f"the manifest's split column is ignored under protocol {protocol!r}; "
+                     "use --protocol manifest to follow it")
+    return replace(split, notes=tuple(notes))
+
+
+def _make_split(pairs: list[Pair], protocol: str, seed: int, test_fraction: float) -> Split:
     pairs = sorted(pairs, key=lambda p: natural_key(p.photo.name))
     if protocol == "paper":
         ids = _ordered_identities(pairs)
@@ -90,26 +107,67 @@ def _cufs_standard_train(stem: str) -> bool:
 
 
 def write_split_manifest(split: Split, path: Path) -> None:
-    """Write the split as CSV (photo,sketch,split,views) with absolute paths."""
+    """Write the split as UTF-8 CSV (photo,sketch,split,views,identity) with absolute paths.
+
+    Written to a .tmp file first and renamed, so `path` is whole or absent; the .tmp never stays.
+    """
+    rows = [[p.photo.resolve(), p.sketch.resolve(), name, " ".join(map(str, views)), p.identity]
+            for name, part, views in (("train", split.train, split.train_views), ("test", split.test, split.test_views))
+            for p in part]
+    for row in rows:
+        for cell in row[:2]:
+            try:
+                str(cell).encode("utf-8")
+            except UnicodeEncodeError:  # undecodable bytes in a file name (find_pairs rejects these)
+                raise FacesketchError(f"{path}: cannot store {shown(cell)} in UTF-8; rename the file") from None
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["photo", "sketch", "split", "views"])
-        for name, part, views in (("train", split.train, split.train_views), ("test", split.test, split.test_views)):
-            for p in part:
-                w.writerow([p.photo.resolve(), p.sketch.resolve(), name, " ".join(map(str, views))])
-    tmp.replace(path)
+    try:
+        with tmp.open("w", encoding="utf-8", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["photo", "sketch", "split", "views", "identity"])
+            w.writerows(rows)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_split_manifest(path: Path, protocol: str = "saved") -> Split:
-    """Read a manifest written by write_split_manifest back into a Split."""
+    """Read a manifest written by write_split_manifest back into a Split; anything else (a
+    missing column, a split other than train/test, bad views, no rows) is a one-line
+    FacesketchError naming the file and line."""
     if not path.is_file():
         raise FacesketchError(f"{path}: split manifest is missing")
     parts: dict[str, list[Pair]] = {"train": [], "test": []}
-    views: dict[str, tuple[int, ...]] = {"train": ALL_VIEWS, "test": ALL_VIEWS}
-    with path.open(newline="") as f:
-        for row in csv.DictReader(f):
-            parts[row["split"]].append(Pair(Path(row["photo"]), Path(row["sketch"]), row["split"]))
-            views[row["split"]] = tuple(int(v) for v in row["views"].split())
-    return Split(protocol, parts["train"], parts["test"], views["train"], views["test"])
+    views: dict[str, tuple[int, ...] | None] = {"train": None, "test": None}
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in ("photo", "sketch", "split", "views") if c not in (reader.fieldnames or ())]
+            if missing:
+                raise FacesketchError(f"{path}: expected the columns photo,sketch,split,views; "
+                                      f"missing {','.join(missing)}")
+            for row in reader:
+                where, part = f"{path}:{reader.line_num}", row["split"]
+                if part not in parts:
+                    raise FacesketchError(f"{where}: split must be 'train' or 'test', got {part!r}")
+                if not row["photo"] or not row["sketch"]:
+                    raise FacesketchError(f"{where}: expected a photo and a sketch path")
+                try:
+                    row_views = tuple(int(v) for v in row["views"].split())
+                except (AttributeError, ValueError):
+                    row_views = ()
+                if not row_views or not set(row_views) <= set(ALL_VIEWS):
+                    raise FacesketchError(f"{where}: views must be view numbers 0-7 separated by spaces, "
+                                          f"got {row['views']!r}")
+                if views[part] not in (None, row_views):  # one view list per part, as written
+                    raise FacesketchError(f"{where}: views {row['views']!r} differ from the earlier {part} rows'")
+                views[part] = row_views
+                # identity: written since it can come from a manifest column; older files derive it
+                parts[part].append(Pair(Path(row["photo"]), Path(row["sketch"]), part, row.get("identity") or None))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise FacesketchError(f"{path}: cannot read the split manifest ({e})") from None
+    if not parts["train"] and not parts["test"]:
+        raise FacesketchError(f"{path}: the split manifest lists no pairs")
+    return Split(protocol, parts["train"], parts["test"], views["train"] or ALL_VIEWS, views["test"] or ALL_VIEWS)
