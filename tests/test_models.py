@@ -135,3 +135,24 @@ def test_hybrid_fast_decoder_equals_the_keras_layer_order():
     ref = nn.ConvTranspose2d(8, 3, 3, padding=1)
     ref.load_state_dict({"weight": up.weight.detach(), "bias": up.bias.detach()})
     assert torch.allclose(up(x), ref(nn.functional.interpolate(x, scale_factor=2)), atol=1e-5)
+
+
+def test_pencil_sketch_of_a_real_photo_against_an_independent_computation():
+    """greyscale (BT.601), invert, Gaussian blur sigma 21 (truncated at 4 sigma, mirrored edges),
+    colour dodge: written out here with NumPy on scikit-image's astronaut photo."""
+    import numpy as np
+    from PIL import Image
+    from skimage import data
+    rgb = np.asarray(Image.fromarray(data.astronaut()).resize((256, 256), Image.BILINEAR), dtype=np.float64) / 255
+    grey = rgb @ np.array([0.299, 0.587, 0.114])
+    r = int(4 * 21 + 0.5)
+    kernel = np.exp(-np.arange(-r, r + 1) ** 2 / (2 * 21.0**2))
+    kernel /= kernel.sum()
+    blur = np.pad(1 - grey, r, mode="symmetric")
+    for axis in (0, 1):
+        blur = np.apply_along_axis(lambda line: np.convolve(line, kernel, mode="valid"), axis, blur)
+    expected = np.clip(grey / np.maximum(1 - blur, 1e-6), 0, 1)
+    assert 0.3 < (expected < 1).mean() < 0.7  # a real sketch: neither blank paper nor solid
+    out = create_model("pencil")(torch.from_numpy(rgb.transpose(2, 0, 1)[None]).float())[0].numpy()
+    assert out.shape == (3, 256, 256) and (out == out[:1]).all()
+    assert abs(out[0] - expected).max() < 1e-5

@@ -178,4 +178,8 @@ def test_recalibrate_bn_sets_exact_training_statistics(tmp_path, synth_dir):
         x = torch.stack([ds[i][0] for i in range(3)])
         pre = model.encoder[0][:3](x)  # conv -> pool -> leaky relu, the input of that BatchNorm
     assert torch.allclose(bn.running_mean, pre.mean((0, 2, 3)), atol=1e-4)
+    # BatchNorm stores each batch's unbiased variance (n - 1 = 128 * 128 - 1 here); with momentum
+    # None it keeps their plain average. rtol 1e-5 tells it from the biased one (off by 6e-5).
+    per_batch = pre.double().var((2, 3), correction=1).mean(0)
+    assert torch.allclose(bn.running_var.double(), per_batch, rtol=1e-5, atol=0)
     assert bn.momentum == 0.01 and not model.training

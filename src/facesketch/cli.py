@@ -8,10 +8,24 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from typer.core import TyperGroup
 
 from facesketch import FacesketchError
 
-app = typer.Typer(
+
+class _Interrupted(Exception):
+    """Ctrl-C inside a command, carried past typer/click (which would end it silently) to main()."""
+
+
+class _Group(TyperGroup):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise _Interrupted() from None
+
+
+app = typer.Typer(cls=_Group,
     help="facesketch: train, compare and serve deep models that turn a face photo into a pencil "
          "sketch (photo2sketch) and a sketch back into a photo (sketch2photo). It implements the "
          "three autoencoders of the reproduced report (dense_ae, conv_ae, hybrid_ae), a pix2pix U-Net "
@@ -34,7 +48,8 @@ def data_check(
     path: Path = typer.Argument(..., help="dataset folder (photos/ + sketches/, or A/ + B/) or CSV manifest"),
     protocol: str = typer.Option("paper", help=PROTOCOL_HELP),
     seed: int = typer.Option(0, help="seed for --protocol random"),
-    test_fraction: float = typer.Option(0.2, help="test share of identities for --protocol random"),
+    test_fraction: Optional[float] = typer.Option(None, help="test share of identities for --protocol random "
+                                                  "(default 0.2; other protocols ignore it, with a note)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of a summary"),
 ):
     """Validate a dataset: pairing, readable images, sizes; show the split. Exit 1 if unusable."""
@@ -49,10 +64,15 @@ def data_synth(
     out: Path = typer.Argument(..., help="folder to write photos/ and sketches/ into"),
     n: int = typer.Option(100, "--n", min=1, help="number of pairs (identities)"),
     seed: int = typer.Option(0, help="same seed -> byte-identical files"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace a synthetic set written into OUT before "
+                                   "(never any other file)"),
 ):
-    """Draw N synthetic face photo/sketch pairs (200x250, CUFS layout)."""
+    """Draw N synthetic face photo/sketch pairs (200x250, CUFS layout) into a new or empty folder."""
     from facesketch.data.synthetic import write_synthetic
-    write_synthetic(out, n=n, seed=seed)
+    try:
+        write_synthetic(out, n=n, seed=seed, overwrite=overwrite)
+    except FacesketchError as e:
+        _fail(str(e))
     typer.echo(f"wrote {n} pairs to {out}/photos and {out}/sketches")
 
 
@@ -74,14 +94,31 @@ def models_cmd(as_json: bool = typer.Option(False, "--json", help="print a JSON 
 
 
 def _run_config(model, direction, data, protocol, seed, epochs, epochs_scale, batch_size, lr, device,
-                precision, runs_dir, synthetic_n, test_fraction, gan=False, name=None, views="all"):
+                precision, runs_dir, synthetic_n, test_fraction, gan=False, name=None, views="all",
+                recalibrate_bn=False):
     from facesketch.config import RunConfig
     if data is not None and not data.exists():
         _fail(f"--data {data}: no such file or folder")
-    return RunConfig(model=model, direction=direction, data=str(data) if data else None, protocol=protocol,
-                     seed=seed, epochs=epochs, epochs_scale=epochs_scale, batch_size=batch_size, lr=lr,
-                     device=device, precision=precision, runs_dir=str(runs_dir), synthetic_n=synthetic_n,
-                     test_fraction=test_fraction, gan=gan, name=name, views=views)
+    try:  # RunConfig validates every value (one line naming the option)
+        return RunConfig(model=model, direction=direction, data=str(data) if data else None, protocol=protocol,
+                         seed=seed, epochs=epochs, epochs_scale=epochs_scale, batch_size=batch_size, lr=lr,
+                         device=device, precision=precision, runs_dir=str(runs_dir), synthetic_n=synthetic_n,
+                         test_fraction=test_fraction, gan=gan, name=name, views=views, recalibrate_bn=recalibrate_bn)
+    except FacesketchError as e:
+        _fail(str(e))
+
+
+def _model_names(models: str) -> list[str]:
+    """--models 'a,b' -> ['a', 'b'], every name checked against the registry before anything trains."""
+    from facesketch.registry import list_models
+    known = sorted(list_models())
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    if not names:
+        _fail(f"--models is empty; give comma-separated names from {', '.join(known)}")
+    for m in names:
+        if m not in known:
+            _fail(f"--models: unknown model {m!r}; choose from {', '.join(known)}")
+    return list(dict.fromkeys(names))
 
 
 _DATA = typer.Option(None, "--data", help="dataset folder or CSV manifest (default: built-in synthetic faces)")
@@ -94,7 +131,9 @@ _DEVICE = typer.Option("auto", help="auto (cuda, then mps, then cpu), cpu, cuda,
 _PRECISION = typer.Option("fp32", help="fp32 or bf16 (autocast)")
 _RUNS = typer.Option(Path("runs"), "--runs-dir", help="parent folder of run folders")
 _SYN_N = typer.Option(40, "--synthetic-n", help="pairs in the built-in synthetic set (when no --data)")
-_TEST_FRACTION = typer.Option(0.2, help="test share of identities for --protocol random")
+_TEST_FRACTION = typer.Option(None, "--test-fraction", help="test share of identities for --protocol random "
+                                                                "(default 0.2)")
+_OVERWRITE_ALL = typer.Option(False, "--overwrite", help="retrain runs that already exist (their results go)")
 _VIEWS = typer.Option("all", help="training views: all (the protocol's 8) or identity (8x quicker)")
 
 
@@ -107,26 +146,22 @@ def train_cmd(
     epochs: Optional[int] = _EPOCHS, epochs_scale: float = _SCALE, batch_size: int = _BATCH,
     lr: Optional[float] = _LR, device: str = _DEVICE, precision: str = _PRECISION,
     gan: bool = typer.Option(False, "--gan", help="unet only: pix2pix training with a PatchGAN (L1 x 100)"),
-    runs_dir: Path = _RUNS, synthetic_n: int = _SYN_N, test_fraction: float = _TEST_FRACTION,
-    name: Optional[str] = typer.Option(None, help="run folder name (default <model>-<direction>-s<seed>)"),
+    runs_dir: Path = _RUNS, synthetic_n: int = _SYN_N, test_fraction: Optional[float] = _TEST_FRACTION,
+    name: Optional[str] = typer.Option(None, help="run folder name inside --runs-dir "
+                                       "(default <model>-<direction>-s<seed>)"),
     views: str = _VIEWS,
     recalibrate_bn: bool = typer.Option(False, "--recalibrate-bn", help="after training, re-estimate BatchNorm "
                                         "statistics on the train set (for short runs; Keras momentum 0.99 is slow)"),
-    resume: bool = typer.Option(False, "--resume", help="continue the run in its folder from its last epoch"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run in its folder from its last epoch "
+                                "(give the run's options again; a longer --epochs/--epochs-scale extends it)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing run folder's results"),
 ):
     """Train one model in one direction; writes runs/<model>-<direction>-s<seed>/.
 
     Under `torchrun --nproc-per-node N -m facesketch train ...` it trains with DDP."""
     from facesketch.train import train
-    from facesketch.registry import list_models
-    if model not in list_models():
-        _fail(f"unknown model {model!r}; choose from {', '.join(list_models())}")
-    if direction not in DIRECTIONS:
-        _fail(f"--direction must be photo2sketch or sketch2photo, got {direction!r}")
     cfg = _run_config(model, direction, data, protocol, seed, epochs, epochs_scale, batch_size, lr, device,
-                      precision, runs_dir, synthetic_n, test_fraction, gan, name, views)
-    cfg.recalibrate_bn = recalibrate_bn
+                      precision, runs_dir, synthetic_n, test_fraction, gan, name, views, recalibrate_bn)
     result = train(cfg, resume=resume, overwrite=overwrite)
     typer.echo(f"run folder: {result.run_dir}")
 
@@ -135,13 +170,17 @@ def train_cmd(
 def train_all_cmd(
     data: Optional[Path] = _DATA, protocol: Optional[str] = _PROTOCOL, seed: int = typer.Option(0),
     epochs_scale: float = _SCALE, batch_size: int = _BATCH, device: str = _DEVICE, precision: str = _PRECISION,
-    runs_dir: Path = _RUNS, synthetic_n: int = _SYN_N, test_fraction: float = _TEST_FRACTION, views: str = _VIEWS,
+    runs_dir: Path = _RUNS, synthetic_n: int = _SYN_N, test_fraction: Optional[float] = _TEST_FRACTION,
+    views: str = _VIEWS,
     models: str = typer.Option("dense_ae,conv_ae,hybrid_ae,unet,pencil,grey,mean", help="comma-separated"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="retrain runs that already exist"),
+    overwrite: bool = _OVERWRITE_ALL,
 ):
-    """Train every model (default: the three paper models, unet and the baselines) in both directions."""
+    """Train every model (default: the three paper models, unet and the baselines) in both directions.
+
+    Runs already in --runs-dir must match these options (checked before anything trains): finished
+    ones are kept, interrupted ones resumed, a longer --epochs-scale extends them."""
     from facesketch.pipeline import train_all
-    names = [m.strip() for m in models.split(",") if m.strip()]
+    names = _model_names(models)
     cfgs = [_run_config(m, d, data, protocol, seed, None, epochs_scale, batch_size, None, device, precision,
                         runs_dir, synthetic_n, test_fraction, views=views) for m in names for d in DIRECTIONS]
     for run in train_all(cfgs, overwrite=overwrite):
@@ -151,24 +190,45 @@ def train_all_cmd(
 @app.command("evaluate")
 def evaluate_cmd(
     run: Path = typer.Argument(..., help="a run folder written by `facesketch train`"),
+    data: Optional[Path] = typer.Option(None, "--data", help="score the run on another paired dataset (folder or "
+                                        "CSV manifest) instead of its own test split: cross-dataset generalisation"),
+    protocol: Optional[str] = typer.Option(None, help="with --data: score only this protocol's test split of it "
+                                           "(default: every pair, original view)"),
+    device: str = _DEVICE,
+    out: Optional[Path] = typer.Option(None, "--out", help="output folder (default RUN/eval, with --data "
+                                       "RUN/eval-<data name>[-<protocol>])"),
     no_images: bool = typer.Option(False, "--no-images", help="skip writing prediction PNGs"),
 ):
-    """Evaluate a run on its test split: RUN/eval/pred/*.png, metrics.csv, summary.json."""
-    from facesketch.evaluate import evaluate
-    summary = evaluate(run, save_images=not no_images)
+    """Evaluate a run on its test split (or on --data): pred/*.png, metrics.csv, summary.json."""
+    from facesketch.data.protocols import PROTOCOLS
+    from facesketch.evaluate import eval_dir_for, evaluate
+    if protocol is not None and data is None:
+        _fail("--protocol chooses the test split of --data; give --data too (a run's own split is in its split.csv)")
+    if protocol is not None and protocol not in PROTOCOLS:
+        _fail(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    if data is not None and not data.exists():
+        _fail(f"--data {data}: no such file or folder")
+    if device not in ("auto", "cpu", "cuda", "mps") and not (device.startswith("cuda:") and device[5:].isdigit()):
+        _fail(f"--device must be auto, cpu, cuda, cuda:N or mps, got {device!r}")
+    summary = evaluate(run, data=data, protocol=protocol, out=out, device=device, save_images=not no_images)
     m = summary["metrics"]
-    typer.echo(f"{summary['model']} {summary['direction']} ({summary['protocol']}, n={summary['n']}): "
+    on = f" on {data}" if data is not None else ""
+    typer.echo(f"{summary['model']} {summary['direction']}{on} ({summary['protocol']}, n={summary['n']}): "
                + ", ".join(f"{k} {v:.4f}" for k, v in m.items()))
-    typer.echo(f"wrote {run / 'eval' / 'summary.json'}")
+    typer.echo(f"wrote {(out or eval_dir_for(run, data, protocol)) / 'summary.json'}")
 
 
 @app.command("report")
 def report_cmd(
-    runs: list[Path] = typer.Argument(..., help="run folders (evaluated first if needed)"),
+    runs: list[Path] = typer.Argument(..., help="run folders (their eval/), or evaluation folders RUN/eval-<data> "
+                                      "written by `evaluate --data`; a missing or stale evaluation is redone first"),
     out: Path = typer.Option(Path("report"), "-o", "--out", help="output folder for report.html and report.md"),
 ):
-    """Compare runs: tables like the report's I/II (with its numbers on the paper protocol), grids, loss curves."""
+    """Compare runs: tables like the report's I/II (its numbers beside runs on the paper protocol of the CUFS
+    student set), grids, loss curves."""
     from facesketch.report import write_report
+    if out.exists() and not out.is_dir():
+        _fail(f"-o {out} is a file; expected a folder for report.html, report.md and its images")
     typer.echo(f"report: {write_report(runs, out)}")
 
 
@@ -176,7 +236,7 @@ def report_cmd(
 def demo_cmd(
     out: Path = typer.Option(Path("facesketch-demo"), "--out", help="folder for runs/ and report/"),
     data: Optional[Path] = typer.Option(None, "--data", help="a real dataset instead of the synthetic faces"),
-    device: str = _DEVICE,
+    device: str = _DEVICE, overwrite: bool = _OVERWRITE_ALL,
 ):
     """The main job: synthetic faces -> train every model both ways (short schedule) -> evaluate -> report.
 
@@ -184,7 +244,7 @@ def demo_cmd(
     from facesketch.pipeline import demo
     if data is not None and not data.exists():
         _fail(f"--data {data}: no such file or folder")
-    html_path = demo(out, data=data, device=device)
+    html_path = demo(out, data=data, device=device, overwrite=overwrite)
     typer.echo(f"\nreport: {html_path.resolve()}")
 
 
@@ -199,14 +259,18 @@ def reproduce_cmd(
                                help="comma-separated models"),
     recalibrate_bn: bool = typer.Option(False, "--recalibrate-bn", help="re-estimate BatchNorm statistics after "
                                         "training (recommended with a small --epochs-scale)"),
+    overwrite: bool = _OVERWRITE_ALL,
 ):
-    """The report's experiment: its protocol and schedules, both directions, its Tables I/II beside ours."""
+    """The report's experiment: its protocol and schedules, both directions, its Tables I/II beside ours.
+
+    Runs already in OUT/runs must match these options (a longer --epochs-scale extends them)."""
     from facesketch.pipeline import reproduce
     if not data.exists():
         _fail(f"--data {data}: no such file or folder")
-    names = tuple(m.strip() for m in models.split(",") if m.strip())
+    names = tuple(_model_names(models))
     html_path = reproduce(data, out, epochs_scale=epochs_scale, protocol=protocol, device=device,
-                          precision=precision, views=views, models=names, recalibrate_bn=recalibrate_bn)
+                          precision=precision, views=views, models=names, recalibrate_bn=recalibrate_bn,
+                          overwrite=overwrite)
     typer.echo(f"\nreport: {html_path.resolve()}")
 
 
@@ -216,6 +280,6 @@ def main() -> None:
     except FacesketchError as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Interrupted):
         typer.echo("interrupted", err=True)
         sys.exit(130)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +13,31 @@ from facesketch import FacesketchError
 from facesketch.data.dataset import Direction
 
 DEFAULT_SYNTHETIC_N = 40
+MAX_SEED = 2**32 - 1  # numpy's and the data loader's seeds must fit
+
+# Each field as the CLI spells it, for messages; fields without a CLI option keep their name.
+FLAGS = {f: "--" + f.replace("_", "-") for f in (
+    "model", "direction", "data", "synthetic_n", "protocol", "test_fraction", "seed", "epochs", "epochs_scale",
+    "batch_size", "lr", "device", "precision", "gan", "runs_dir", "name", "views", "recalibrate_bn")}
+# Options that change where or how fast a run trains, never what it learns: free to differ on a resume.
+MACHINE_FIELDS = ("device", "runs_dir", "num_workers")
+SCHEDULE_FIELDS = ("epochs", "epochs_scale")
+
+
+def _flag(name: str) -> str:
+    return FLAGS.get(name, name)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _show(v) -> str:
+    return "default" if v is None else ("yes" if v is True else "no" if v is False else str(v))
 
 
 @dataclass
@@ -21,7 +47,7 @@ class RunConfig:
     data: str | None = None            # None: the built-in synthetic faces
     synthetic_n: int = DEFAULT_SYNTHETIC_N
     protocol: str | None = None        # None: 'paper' on real data, 'random' on synthetic
-    test_fraction: float = 0.2
+    test_fraction: float | None = None  # None: not given ('random' then tests on 0.2 of the identities)
     seed: int = 0
     epochs: int | None = None          # None: the model's default schedule
     epochs_scale: float = 1.0
@@ -38,18 +64,52 @@ class RunConfig:
     recalibrate_bn: bool = False       # re-estimate BatchNorm statistics on the train set after training
 
     def __post_init__(self):
+        """Refuse any value that would fail deep inside training or train silently wrong, in one
+        line naming the option (as the CLI spells it) and the value."""
+        from facesketch.data.protocols import PROTOCOLS
+        from facesketch.registry import list_models
+        names = sorted(list_models())
+        if self.model not in names:
+            raise FacesketchError(f"--model: unknown model {self.model!r}; choose from {', '.join(names)}")
         try:
             Direction(self.direction)
         except ValueError:
-            raise FacesketchError(f"direction must be photo2sketch or sketch2photo, got {self.direction!r}") from None
+            raise FacesketchError(f"--direction must be photo2sketch or sketch2photo, got {self.direction!r}") from None
         if self.precision not in ("fp32", "bf16"):
-            raise FacesketchError(f"precision must be fp32 or bf16, got {self.precision!r}")
-        if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
-            raise FacesketchError(f"device must be auto, cpu, cuda or mps, got {self.device!r}")
-        if self.batch_size < 1 or self.epochs_scale <= 0 or (self.epochs is not None and self.epochs < 1):
-            raise FacesketchError("batch size, epochs and epochs scale must be positive")
+            raise FacesketchError(f"--precision must be fp32 or bf16, got {self.precision!r}")
+        cuda_n = isinstance(self.device, str) and self.device.startswith("cuda:") and self.device[5:].isdigit()
+        if self.device not in ("auto", "cpu", "cuda", "mps") and not cuda_n:
+            raise FacesketchError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
+        if not _is_int(self.batch_size) or self.batch_size < 1:
+            raise FacesketchError(f"--batch-size must be a positive integer, got {self.batch_size}")
+        if self.epochs is not None and (not _is_int(self.epochs) or self.epochs < 1):
+            raise FacesketchError(f"--epochs must be a positive integer, got {self.epochs}")
+        if not _is_finite(self.epochs_scale) or self.epochs_scale <= 0:
+            raise FacesketchError(f"--epochs-scale must be a positive finite number, got {self.epochs_scale}")
+        if self.lr is not None and (not _is_finite(self.lr) or self.lr <= 0):
+            raise FacesketchError(f"--lr must be a positive finite number, got {self.lr}")
+        if not _is_int(self.seed) or not 0 <= self.seed <= MAX_SEED:
+            raise FacesketchError(f"--seed must be an integer from 0 to {MAX_SEED}, got {self.seed}")
+        if not _is_int(self.synthetic_n) or self.synthetic_n < 2:
+            raise FacesketchError(f"--synthetic-n must be an integer of at least 2 (a train and a test pair), "
+                                  f"got {self.synthetic_n}")
+        if self.test_fraction is not None and (not _is_finite(self.test_fraction) or not 0 < self.test_fraction < 1):
+            raise FacesketchError(f"--test-fraction must be between 0 and 1 (exclusive), got {self.test_fraction}")
+        if self.protocol is not None and self.protocol not in PROTOCOLS:
+            raise FacesketchError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
         if self.views not in ("all", "identity"):
-            raise FacesketchError(f"views must be 'all' or 'identity', got {self.views!r}")
+            raise FacesketchError(f"--views must be all or identity, got {self.views!r}")
+        if self.gan and self.model != "unet":
+            raise FacesketchError(f"--gan trains the unet with a PatchGAN discriminator; it needs --model unet, "
+                                  f"got --model {self.model}")
+        if self.name is not None and (not isinstance(self.name, str) or self.name in ("", ".", "..")
+                                      or "/" in self.name or "\\" in self.name or Path(self.name).is_absolute()):
+            raise FacesketchError(f"--name must be a plain folder name, so the run stays inside --runs-dir "
+                                  f"(no '/', '..' or absolute path), got {self.name!r}")
+        if not _is_int(self.num_workers) or self.num_workers < 0:
+            raise FacesketchError(f"num_workers must be a non-negative integer, got {self.num_workers}")
+        if not isinstance(self.model_kwargs, dict):
+            raise FacesketchError(f"model_kwargs must be a mapping, got {self.model_kwargs!r}")
         if self.protocol is None:
             self.protocol = "paper" if self.data else "random"
 
@@ -76,15 +136,101 @@ class RunConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def differences(self, given: "RunConfig") -> list[str]:
+        """'--flag: saved X, given Y' for each option where `given` would train this (saved) run
+        differently; machine options and the schedule (epochs, epochs_scale) are left out."""
+        out = []
+        for f in dataclasses.fields(self):
+            if f.name in MACHINE_FIELDS + SCHEDULE_FIELDS:
+                continue
+            if self._effective(f.name) != given._effective(f.name):
+                saved, new = _show(getattr(self, f.name)), _show(getattr(given, f.name))
+                out.append(f"{_flag(f.name)}: saved {saved}, given {new}")
+        return out
+
+    def _effective(self, name: str):
+        """A field's value as far as training is concerned (equal values train alike)."""
+        value = getattr(self, name)
+        if name == "data":
+            return str(Path(value).resolve()) if value else None
+        if name == "synthetic_n":
+            return value if not self.data else None
+        if name == "test_fraction":  # only the random protocol uses it; 0.2 when not given
+            return (0.2 if value is None else value) if self.protocol == "random" else None
+        if name == "name":
+            return self.run_name
+        if name == "lr" and value is None:
+            from facesketch.registry import model_class
+            return getattr(model_class(self.model), "default_optim", {}).get("lr", 1e-3)
+        return value
+
+    def schedule_text(self, default_schedule) -> str:
+        return " + ".join(f"{loss} x{e}" for loss, e in self.stages(default_schedule)) or "none"
+
+    def schedule_flags(self, given: "RunConfig") -> str:
+        """'--epochs: saved A, given B' (and/or --epochs-scale) where the two schedules' options differ."""
+        return "; ".join(f"{_flag(f)}: saved {_show(getattr(self, f))}, given {_show(getattr(given, f))}"
+                         for f in SCHEDULE_FIELDS if getattr(self, f) != getattr(given, f))
+
     def save(self, path: Path) -> None:
         tmp = path.with_suffix(".yaml.tmp")
-        tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
-        tmp.replace(path)
+        try:
+            tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+            tmp.replace(path)
+        except BaseException:  # Ctrl-C included: never leave a stray .tmp behind
+            tmp.unlink(missing_ok=True)
+            raise
 
     @classmethod
     def load(cls, path: Path) -> "RunConfig":
+        """Read a run's config.yaml; anything malformed is a one-line FacesketchError naming the
+        file and the key. Each value's type is checked against the field's annotation (an int is
+        accepted for a float); unknown keys are ignored."""
+        import types
+        import typing
+
         if not path.is_file():
             raise FacesketchError(f"{path}: run config is missing")
-        raw = yaml.safe_load(path.read_text()) or {}
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in known})
+        try:
+            # safe_load: a !!python/... tag is refused as a YAML error, never constructed or run
+            raw = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as e:
+            where = getattr(e, "problem_mark", None)
+            line = f" at line {where.line + 1}" if where is not None else ""
+            raise FacesketchError(f"{path}: not valid YAML{line} ({getattr(e, 'problem', None) or e})") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise FacesketchError(f"{path}: cannot read the run config ({e})") from None
+        if not isinstance(raw, dict):
+            got = "an empty file" if raw is None else f"{type(raw).__name__} {str(raw)[:40]!r}"
+            raise FacesketchError(f"{path}: expected a mapping of settings (key: value), got {got}")
+        names = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+                 dict: "a mapping", type(None): "null"}
+
+        def allowed(hint) -> list:
+            if typing.get_origin(hint) in (typing.Union, types.UnionType):
+                return [t for a in typing.get_args(hint) for t in allowed(a)]
+            return [typing.get_origin(hint) or hint]
+
+        def fits(t, v) -> bool:
+            if t in (int, float) and isinstance(v, bool):
+                return False
+            if t is float:
+                return isinstance(v, (int, float))
+            return isinstance(v, t) if isinstance(t, type) else True  # unchecked: an unusual annotation
+
+        hints = typing.get_type_hints(cls)
+        values = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in raw:
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                    raise FacesketchError(f"{path}: missing required key {f.name!r}")
+                continue
+            value, types_ok = raw[f.name], allowed(hints[f.name])
+            if not any(fits(t, value) for t in types_ok):
+                expected = " or ".join(names.get(t, getattr(t, "__name__", str(t))) for t in types_ok)
+                raise FacesketchError(f"{path}: {f.name} must be {expected}, got {value!r}")
+            values[f.name] = value
+        try:
+            return cls(**values)
+        except FacesketchError as e:
+            raise FacesketchError(f"{path}: {e}") from None

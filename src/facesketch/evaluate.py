@@ -1,80 +1,161 @@
-"""`facesketch evaluate RUN`: predictions as PNG, per-image metrics CSV and summary.json.
+"""`facesketch evaluate RUN [--data DIR]`: predictions as PNG, per-image metrics CSV and summary.json.
 
-Everything comes from the run folder (config.yaml, split.csv, model.safetensors), so a run can
-be evaluated anywhere its data paths resolve. Metrics are computed at the model's own size.
+Everything comes from the run folder (config.yaml, split.csv, model.safetensors), and these must
+agree: the weights' own metadata is checked against config.yaml first. Without --data the run is
+scored on its own test split (all of the protocol's test views; identification on view 0) into
+RUN/eval/; with --data DIR on another paired dataset (every pair, original view; or the test split
+of --protocol P on DIR) into RUN/eval-<DIR name>/. Metrics are computed at the model's own size.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import re
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from tqdm import tqdm
 
 from facesketch import FacesketchError
-from facesketch.checkpoint import MODEL_FILE, load_weights
+from facesketch.checkpoint import MODEL_FILE, load_meta, load_weights
 from facesketch.config import RunConfig
 from facesketch.data.dataset import PairDataset, make_loader
-from facesketch.data.images import to_uint8_image
-from facesketch.data.protocols import read_split_manifest
+from facesketch.data.images import open_image, to_uint8_image
+from facesketch.data.pairs import Pair, find_pairs
+from facesketch.data.protocols import Split, make_split, read_split_manifest, write_split_manifest
 from facesketch.identify import PCADescriptor, identification
 from facesketch.metrics import ALL_METRICS, SETTINGS, average, image_metrics
 from facesketch.registry import create_model
+from facesketch.runs import check_run_dir, check_weights_agree, is_cufs_student, weights_sha256
 
-REQUIRED = ("config.yaml", "split.csv", MODEL_FILE)
-
-
-def check_run_dir(run: Path) -> None:
-    if not run.is_dir():
-        raise FacesketchError(f"{run}: run folder does not exist")
-    missing = [name for name in REQUIRED if not (run / name).is_file()]
-    if missing:
-        hint = " (training did not finish an epoch; resume it with `facesketch train ... --resume`)" \
-            if MODEL_FILE in missing and (run / "config.yaml").exists() else ""
-        raise FacesketchError(f"{run}: not a complete run folder, missing {', '.join(missing)}{hint}")
+__all__ = ["check_run_dir", "load_run_model", "predict_dataset", "evaluate", "eval_dir_for"]
+DEVICES = ("auto", "cpu", "cuda", "mps")
+_PRED_PNG = re.compile(r"_v[0-7]\.png$")
 
 
 def load_run_model(run: Path) -> tuple[torch.nn.Module, RunConfig]:
+    """The run's model with its weights, in eval mode, after checking config.yaml against them."""
     check_run_dir(run)
     cfg = RunConfig.load(run / "config.yaml")
+    meta = load_meta(run / MODEL_FILE)
+    check_weights_agree(run, cfg, meta)
     try:
         model = create_model(cfg.model, **cfg.model_kwargs)
     except KeyError as e:
         raise FacesketchError(f"{run}/config.yaml: {e.args[0]}") from None
+    except TypeError as e:  # an unknown or mistyped constructor argument
+        raise FacesketchError(f"{run}/config.yaml: model_kwargs {cfg.model_kwargs} do not fit model "
+                              f"{cfg.model!r} ({e})") from None
+    check_weights_agree(run, cfg, meta, keys=("model_kwargs",))
     load_weights(model, run / MODEL_FILE)
     return model.eval(), cfg
 
 
 @torch.no_grad()
-def predict_dataset(model, ds: PairDataset, *, batch_size: int = 16, progress: bool = False):
+def predict_dataset(model, ds: PairDataset, *, batch_size: int = 16, progress: bool = False,
+                    device: torch.device | None = None):
     """Yields (src, tgt, pred, name, view) per item; pred clipped to [0, 1]; arrays CxHxW."""
-    device = next(iter(model.parameters()), torch.empty(0)).device
+    device = device or next(iter(model.parameters()), torch.empty(0)).device
     for src, tgt, names in tqdm(make_loader(ds, batch_size=batch_size, shuffle=False), disable=not progress,
                                 desc="predicting", leave=False):
         views = torch.tensor([int(n.rsplit("/v", 1)[1]) for n in names])
-        pred = model(src.to(device), view=views) if getattr(model, "uses_view", False) else model(src.to(device))
+        src_d = src.to(device)
+        pred = model(src_d, view=views.to(device)) if getattr(model, "uses_view", False) else model(src_d)
         pred = pred.float().clamp(0, 1).cpu()
         for i, name in enumerate(names):
             yield src[i].numpy(), tgt[i].numpy(), pred[i].numpy(), name, int(views[i])
 
 
-def evaluate(run: str | Path, *, out: Path | None = None, save_images: bool = True, progress: bool = True) -> dict:
-    """Evaluate a run folder on its test split; writes RUN/eval/ and returns the summary."""
-    run = Path(run)
+def eval_dir_for(run: Path, data: Path | None = None, protocol: str | None = None) -> Path:
+    """RUN/eval for the run's own split; RUN/eval-<data name>[-<protocol>] for another dataset."""
+    if data is None:
+        return Path(run) / "eval"
+    data = Path(data).resolve()
+    return Path(run) / f"eval-{data.stem if data.is_file() else data.name}{'-' + protocol if protocol else ''}"
+
+
+def _load_pairs(pairs: list[Pair], source: str, **kwargs) -> PairDataset:
+    """PairDataset of `pairs`; a gone, truncated or corrupt image is named in one line."""
+    gone = [str(f) for p in pairs for f in (p.photo, p.sketch) if not f.is_file()]
+    if gone:
+        more = f" and {len(gone) - 3} more" if len(gone) > 3 else ""
+        raise FacesketchError(f"{source} names images that are gone: {', '.join(gone[:3])}{more}")
+    try:
+        return PairDataset(pairs, **kwargs)
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        for f in (f for p in pairs for f in (p.photo, p.sketch)):
+            try:
+                open_image(f)
+            except (OSError, ValueError, Image.DecompressionBombError) as bad:
+                raise FacesketchError(f"{f}: unreadable or truncated image, named by {source} ({bad})") from None
+        raise FacesketchError(f"{source}: cannot load its images ({e})") from None
+
+
+def _dataset_info(pairs: list[Pair]) -> dict:
+    """{"path": the folder holding all the pairs' files, "pairs", "cufs_student"}."""
+    root = os.path.commonpath([str(Path(f).resolve()) for p in pairs for f in (p.photo, p.sketch)]) if pairs else ""
+    return {"path": root, "pairs": len(pairs), "cufs_student": is_cufs_student(pairs)}
+
+
+def _test_set(run: Path, cfg: RunConfig, own: Split, data: Path | None, protocol: str | None):
+    """(test pairs, views scored, protocol label, source for messages, dataset info, notes)."""
+    if data is None:
+        if not own.test:
+            raise FacesketchError(f"{run}/split.csv lists no test pairs; nothing to evaluate")
+        return own.test, own.test_views, cfg.protocol, f"{run}/split.csv", _dataset_info(own.train + own.test), []
+    found = find_pairs(data)
+    if found.problems:
+        more = len(found.problems) - 2
+        shown = "; ".join(found.problems[:2]) + (f"; ... {more} more" if more > 0 else "")
+        raise FacesketchError(f"--data {data} is not usable ({shown}); see `facesketch data check {data}`")
+    if protocol is None:  # every pair is a test pair, as it is (original view)
+        test, views, notes = found.pairs, (0,), []
+    else:
+        split = make_split(found.pairs, protocol, seed=cfg.seed,
+                           test_fraction=cfg.test_fraction if protocol == "random" else None)
+        test, views, notes = split.test, split.test_views, list(split.notes)
+    if not test:
+        raise FacesketchError(f"--data {data}: protocol {protocol!r} leaves no test pairs")
+    return test, views, protocol or "all", f"--data {data}", _dataset_info(found.pairs), notes
+
+
+def evaluate(run: str | Path, *, data: str | Path | None = None, protocol: str | None = None,
+             out: Path | None = None, device: str = "auto", save_images: bool = True, progress: bool = True) -> dict:
+    """Evaluate a run folder on its test split (or on the pairs of `data`); writes `out` (default
+    eval_dir_for(run, data, protocol)): pred/*.png, metrics.csv, test_pairs.csv, summary.json."""
+    from facesketch.train import resolve_device
+    run, data = Path(run), Path(data) if data is not None else None
+    if protocol is not None and data is None:
+        raise FacesketchError("--protocol chooses the test split of --data; give --data too "
+                              "(a run's own split is fixed in its split.csv)")
+    if device not in DEVICES and not re.fullmatch(r"cuda:\d+", device):
+        raise FacesketchError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {device!r}")
+    out = Path(out) if out else eval_dir_for(run, data, protocol)
+    if out.exists() and not out.is_dir():
+        raise FacesketchError(f"--out {out} is a file; expected a folder for the evaluation")
+    sha = weights_sha256(run / MODEL_FILE) if (run / MODEL_FILE).is_file() else None  # before loading: never newer
     model, cfg = load_run_model(run)
-    split = read_split_manifest(run / "split.csv", cfg.protocol)
-    missing = [str(p.photo) for p in split.test + split.train if not p.photo.exists()][:3]
-    if missing:
-        raise FacesketchError(f"{run}/split.csv names images that are gone: {', '.join(missing)}")
-    out = Path(out) if out else run / "eval"
-    (out / "pred").mkdir(parents=True, exist_ok=True)
+    own = read_split_manifest(run / "split.csv", cfg.protocol)
+    test_pairs, views, label, source, dataset, notes = _test_set(run, cfg, own, data, protocol)
+    for note in notes if progress else ():
+        print(f"note: {note}", flush=True)
+    dev = resolve_device(device)
+    model.to(dev)
     sketch = cfg.direction == "photo2sketch"
-    test = PairDataset(split.test, size=model.image_size, direction=cfg.direction, views=split.test_views)
+    kwargs = dict(size=model.image_size, direction=cfg.direction)
+    test = _load_pairs(test_pairs, source, views=views, **kwargs)
+    # identification's descriptor is always fit on the run's OWN training targets
+    train = _load_pairs(own.train, f"{run}/split.csv", views=(0,), **kwargs)
+    (out / "pred").mkdir(parents=True, exist_ok=True)
+    for old in (out / "pred").glob("*.png"):  # an earlier evaluation's predictions must not linger
+        if _PRED_PNG.search(old.name):
+            old.unlink()
     rows, probes, gallery = [], {}, {}
-    for src, tgt, pred, name, view in predict_dataset(model, test, progress=progress):
+    for src, tgt, pred, name, view in predict_dataset(model, test, progress=progress, device=dev):
         m = image_metrics(pred.transpose(1, 2, 0), tgt.transpose(1, 2, 0), sketch=sketch)
         rows.append({"name": name, **{k: round(v, 6) for k, v in m.items()}})
         if save_images:
@@ -82,15 +163,20 @@ def evaluate(run: str | Path, *, out: Path | None = None, save_images: bool = Tr
         if view == 0:
             stem = name.rsplit("/v", 1)[0]
             probes[stem], gallery[stem] = pred.transpose(1, 2, 0), tgt.transpose(1, 2, 0)
-    train = PairDataset(split.train, size=model.image_size, direction=cfg.direction, views=(0,))
     train_targets = (train.sketches if sketch else train.photos).permute(0, 2, 3, 1).numpy() / 255.0
     stems = sorted(probes)
     ident = identification(PCADescriptor(train_targets), np.stack([probes[s] for s in stems]),
-                           np.stack([gallery[s] for s in stems])) if len(stems) > 1 else {}
-    summary = {"model": cfg.model, "direction": cfg.direction, "protocol": cfg.protocol, "n": len(rows),
-               "image_size": model.image_size, "metrics": average(rows), "identification": ident,
-               "metric_settings": SETTINGS, "run": str(run)}
+                           np.stack([gallery[s] for s in stems])) if len(stems) > 1 and len(train_targets) else {}
+    trained_on = {str(p.photo.resolve()) for p in own.train}
+    summary = {"model": cfg.model, "direction": cfg.direction, "protocol": label, "n": len(rows),
+               "test_pairs": len(test_pairs), "views": list(views), "image_size": model.image_size,
+               "metrics": average(rows), "identification": ident, "metric_settings": SETTINGS, "run": str(run),
+               "weights_sha256": sha, "device": str(dev), "dataset": dataset,
+               "data": str(data.resolve()) if data is not None else None,
+               "trained_on": _dataset_info(own.train + own.test)["path"],
+               "train_overlap": sum(str(p.photo.resolve()) in trained_on for p in test_pairs), "notes": notes}
     _write_csv(out / "metrics.csv", rows)
+    write_split_manifest(Split(label, [], list(test_pairs), (0,), tuple(views)), out / "test_pairs.csv")
     tmp = out / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2))
     tmp.replace(out / "summary.json")

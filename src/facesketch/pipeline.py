@@ -8,18 +8,22 @@ from facesketch.config import RunConfig
 
 
 def train_all(cfgs: list[RunConfig], *, overwrite: bool = False, progress: bool = True) -> list[Path]:
-    """Train each config in turn; a finished run (model.safetensors present and its schedule done)
-    is kept unless overwrite, an interrupted one is resumed."""
-    from facesketch.train import run_is_complete, train
+    """Train each config in turn. Unless overwrite, a run folder that already holds a run must
+    agree with its config (checked for every run before any trains, see checkpoint.resume_plan):
+    a finished run is kept, an interrupted one resumed, one with a longer schedule extended."""
+    from facesketch.checkpoint import MODEL_FILE, STATE_FILE, resume_plan
+    from facesketch.train import train
+    plans = {} if overwrite else {cfg.run_dir: resume_plan(cfg) for cfg in cfgs
+                                  if (cfg.run_dir / STATE_FILE).exists() or (cfg.run_dir / MODEL_FILE).exists()}
     runs = []
     for i, cfg in enumerate(cfgs, 1):
         if progress:
             print(f"[{i}/{len(cfgs)}] {cfg.run_name}", flush=True)
-        if not overwrite and run_is_complete(cfg):
+        plan = plans.get(cfg.run_dir)
+        if plan is not None and not plan[1]:  # finished, with this very config
             runs.append(cfg.run_dir)
             continue
-        resume = not overwrite and (cfg.run_dir / "checkpoint.safetensors").exists()
-        runs.append(train(cfg, resume=resume, overwrite=overwrite, progress=progress).run_dir)
+        runs.append(train(cfg, resume=plan is not None, overwrite=overwrite, progress=progress).run_dir)
     return runs
 
 
@@ -43,28 +47,29 @@ def evaluate_and_report(runs: list[Path], out: Path, *, title: str, progress: bo
     return write_report(runs, out, title=title, progress=progress)
 
 
-def demo(out: Path, *, data: Path | None = None, device: str = "auto", seed: int = 0, progress: bool = True) -> Path:
+def demo(out: Path, *, data: Path | None = None, device: str = "auto", seed: int = 0, overwrite: bool = False,
+         progress: bool = True) -> Path:
     """The main job: train every model both ways on a short schedule, evaluate, report."""
     cfgs = []
     for direction in DIRECTIONS:
         for model in LEARNED + BASELINES:
             cfgs.append(RunConfig(model=model, direction=direction, data=str(data) if data else None,
                                   synthetic_n=DEMO_SYNTHETIC_N, protocol=None if data else "random",
-                                  test_fraction=0.25, seed=seed, epochs=DEMO_EPOCHS.get(model), batch_size=6,
-                                  device=device, runs_dir=str(out / "runs"), views="identity",
+                                  test_fraction=None if data else 0.25, seed=seed, epochs=DEMO_EPOCHS.get(model),
+                                  batch_size=6, device=device, runs_dir=str(out / "runs"), views="identity",
                                   recalibrate_bn=True))
-    runs = train_all(cfgs, progress=progress)
+    runs = train_all(cfgs, overwrite=overwrite, progress=progress)
     return evaluate_and_report(runs, out / "report", title="facesketch demo (short schedule)", progress=progress)
 
 
 def reproduce(data: Path, out: Path, *, epochs_scale: float = 1.0, protocol: str = "paper", device: str = "auto",
               precision: str = "fp32", seed: int = 0, views: str = "all", models: tuple[str, ...] = LEARNED + BASELINES,
-              recalibrate_bn: bool = False, progress: bool = True) -> Path:
+              recalibrate_bn: bool = False, overwrite: bool = False, progress: bool = True) -> Path:
     """The report's experiment: its protocol and schedules (scaled), both directions, its tables beside ours."""
     cfgs = [RunConfig(model=m, direction=d, data=str(data), protocol=protocol, seed=seed, epochs_scale=epochs_scale,
                       device=device, precision=precision, runs_dir=str(out / "runs"), views=views,
                       recalibrate_bn=recalibrate_bn)
             for d in DIRECTIONS for m in models]
-    runs = train_all(cfgs, progress=progress)
+    runs = train_all(cfgs, overwrite=overwrite, progress=progress)
     return evaluate_and_report(runs, out / "report", title=f"facesketch reproduction ({protocol} protocol, "
                                f"epochs x{epochs_scale})", progress=progress)

@@ -1,18 +1,19 @@
 """`facesketch report RUN... -o DIR`: the comparison, laid out like the report's Tables I/II.
 
 Writes DIR/report.md (with PNGs beside it) and DIR/report.html (self-contained: images are
-embedded, no network needed). Per direction: a metric table (rows = metrics, columns = models
-and baselines, the report's published numbers beside ours on the paper protocol), a sample grid
-(input, ground truth, each model), training loss curves, identification accuracy, run facts.
+embedded, no network needed). Per direction and per test set (data + protocol): a metric table
+(rows = metrics, columns = models and baselines; the report's published numbers beside ours only
+for runs on the paper protocol of the 188-pair CUFS student set) and a sample grid (input, ground
+truth, each model); then training loss curves and identification accuracy; finally run facts.
+Each RUN is a run folder (its eval/) or an evaluation folder RUN/eval-<data> from `evaluate --data`;
+a summary that is missing, unreadable or from other weights is evaluated again first (runs.py).
 """
 
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import io
-import json
 from pathlib import Path
 
 import matplotlib
@@ -23,14 +24,13 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
 from facesketch import FacesketchError  # noqa: E402
-from facesketch.config import RunConfig  # noqa: E402
 from facesketch.data.protocols import read_split_manifest  # noqa: E402
-from facesketch.evaluate import check_run_dir, evaluate  # noqa: E402
 from facesketch.metrics import ALL_METRICS, HIGHER_IS_BETTER, SETTINGS  # noqa: E402
+from facesketch.runs import evaluated_pairs, load_run  # noqa: E402
 
 MODEL_ORDER = ("dense_ae", "conv_ae", "hybrid_ae", "unet", "pencil", "grey", "mean")
 DIRECTIONS = ("photo2sketch", "sketch2photo")
-# The report's Tables I and II (spec section 4): paper protocol, paper metrics
+# The report's Tables I and II (spec section 4): paper protocol on the CUFS student set, paper metrics
 PUBLISHED = {
     "photo2sketch": {"dense_ae": {"mae_median": 0.162, "rmse": 0.266, "ssim_paper": 0.642},
                      "conv_ae": {"mae_median": 0.171, "rmse": 0.274, "ssim_paper": 0.739},
@@ -43,102 +43,156 @@ GRID_FACES = 4
 TILE = 128
 
 
-def _label(run: dict) -> str:
-    return run["summary"]["model"] + ("+gan" if run["cfg"].gan else "")
+def _data_name(s: dict) -> str:
+    return Path(s["dataset"]["path"]).name or s["dataset"]["path"]
+
+
+def _label(run: dict, *, data: bool = True) -> str:
+    """The model (+gan); with data, where a cross-dataset evaluation's model was trained."""
+    s = run["summary"]
+    label = s["model"] + ("+gan" if run["cfg"].gan else "")
+    return label + (f" [trained on {Path(s.get('trained_on') or '?').name}]" if data and s.get("data") else "")
+
+
+def _labels(rs: list[dict]) -> list[str]:
+    """Column labels, the run folder added where two would read alike."""
+    labels = [_label(r) for r in rs]
+    return [f"{lab} ({r['path'].name})" if labels.count(lab) > 1 else lab for lab, r in zip(labels, rs)]
+
+
+def comparable_with_report(run: dict) -> bool:
+    """Only the report's own setting (paper protocol, CUFS student set, trained on it) compares
+    with its published numbers."""
+    s = run["summary"]
+    return s["protocol"] == "paper" and bool(s["dataset"].get("cufs_student")) and not s.get("data")
 
 
 def load_runs(paths: list[Path], *, progress: bool = True) -> list[dict]:
-    runs = []
-    for path in paths:
-        path = Path(path)
-        check_run_dir(path)
-        summary_file = path / "eval" / "summary.json"
-        summary = json.loads(summary_file.read_text()) if summary_file.exists() else evaluate(path, progress=progress)
-        history = []
-        if (path / "history.csv").exists():
-            with (path / "history.csv").open() as f:
-                history = list(csv.DictReader(f))
-        runs.append({"path": path, "summary": summary, "cfg": RunConfig.load(path / "config.yaml"), "history": history})
-    if not runs:
+    if not paths:
         raise FacesketchError("no run folders given")
+    runs = [load_run(Path(p), progress=progress) for p in paths]
     order = {m: i for i, m in enumerate(MODEL_ORDER)}
     runs.sort(key=lambda r: (order.get(r["summary"]["model"], 99), r["cfg"].gan))
     return runs
 
 
+def by_test_set(runs: list[dict], direction: str) -> list[list[dict]]:
+    """The runs of one direction grouped by what they were measured on (data, protocol, test pairs)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in runs:
+        s = r["summary"]
+        if s["direction"] == direction:
+            pairs = tuple(sorted(str(p.photo) for p in evaluated_pairs(r)))
+            groups.setdefault((s["dataset"]["path"], s["protocol"], pairs), []).append(r)
+    return list(groups.values())
+
+
+def test_set_caption(rs: list[dict]) -> str:
+    s, d = rs[0]["summary"], rs[0]["summary"]["dataset"]
+    what = "the 188-pair CUFS student set" if d.get("cufs_student") else f"{d['pairs']} pairs"
+    split = "every pair, original view" if s["protocol"] == "all" else f"protocol {s['protocol']}" + (
+        f" (seed {rs[0]['cfg'].seed})" if s["protocol"] == "random" else "")
+    n = "/".join(dict.fromkeys(str(r["summary"]["n"]) for r in rs))
+    text = f"Measured on {_data_name(s)} ({what}), {split}: {n} test images per model."
+    if any(r["summary"].get("data") for r in rs):
+        text += " Columns marked [trained on X] were trained on other data (cross-dataset)."
+    overlap = [f"{_label(r)}: {r['summary']['train_overlap']}" for r in rs if r["summary"].get("train_overlap")]
+    if overlap:
+        text += f" Test pairs that were also training pairs: {', '.join(overlap)}."
+    notes = dict.fromkeys(note for r in rs for note in r["summary"].get("notes") or ())
+    return text + "".join(f" Note: {note}." for note in notes)
+
+
 def _fmt(metric: str, v: float | None) -> str:
-    if v is None:
-        return ""
-    return f"{v:.2f}" if metric == "psnr" else f"{v:.3f}"
+    return "" if v is None else f"{v:.2f}" if metric == "psnr" else f"{v:.3f}"
 
 
 def metric_table(runs: list[dict], direction: str) -> tuple[list[str], list[list[str]]]:
-    """Header and rows (rows = metrics) for one direction; best of ours marked with **."""
+    """Header and rows (rows = metrics) for the runs of one direction; best of ours marked with **.
+    The published columns come only when a run is comparable with them; other runs are marked."""
     rs = [r for r in runs if r["summary"]["direction"] == direction]
-    protocol = rs[0]["summary"]["protocol"] if rs else ""
-    published = PUBLISHED[direction] if protocol == "paper" else {}
-    header = ["metric"] + [_label(r) for r in rs] + [f"{m} (report)" for m in published]
+    comparable = [comparable_with_report(r) for r in rs]
+    published = PUBLISHED[direction] if any(comparable) else {}
+    labels = [lab if ok or not published else f"{lab} (not comparable)" for lab, ok in zip(_labels(rs), comparable)]
+    header = ["metric"] + labels + [f"{m} (report)" for m in published]
     rows = []
     for metric in ALL_METRICS:
         values = [r["summary"]["metrics"].get(metric) for r in rs]
-        best = (max if metric in HIGHER_IS_BETTER else min)(v for v in values if v is not None) if values else None
-        cells = [f"**{_fmt(metric, v)}**" if v == best else _fmt(metric, v) for v in values]
+        present = [v for v in values if v is not None]
+        best = (max if metric in HIGHER_IS_BETTER else min)(present) if present else None
+        cells = [f"**{_fmt(metric, v)}**" if v is not None and v == best else _fmt(metric, v) for v in values]
         cells += [_fmt(metric, published[m].get(metric)) for m in published]
         rows.append([metric + (" ^" if metric in HIGHER_IS_BETTER else "")] + cells)
     return header, rows
 
 
 def ident_table(runs: list[dict], direction: str) -> tuple[list[str], list[list[str]]]:
-    header = ["model", "rank-1", "rank-5", "chance rank-1", "chance rank-5", "gallery"]
+    header = ["model", "measured on", "rank-1", "rank-5", "chance rank-1", "chance rank-5", "gallery"]
     rows = []
     for r in runs:
         i = r["summary"].get("identification") or {}
         if r["summary"]["direction"] == direction and i:
-            rows.append([_label(r), f"{i['rank1']:.2f}", f"{i['rank5']:.2f}", f"{i['chance_rank1']:.2f}",
-                         f"{i['chance_rank5']:.2f}", str(i["n"])])
+            rows.append([_label(r), _data_name(r["summary"]), f"{i['rank1']:.2f}", f"{i['rank5']:.2f}",
+                         f"{i['chance_rank1']:.2f}", f"{i['chance_rank5']:.2f}", str(i["n"])])
     return header, rows
 
 
 def facts_table(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
-    header = ["run", "data", "protocol", "train/test pairs", "test images", "size", "epochs", "device", "train time"]
+    header = ["run", "trained on", "measured on", "protocol", "train/test pairs", "test images", "size", "epochs",
+              "device", "train time"]
     rows = []
     for r in runs:
         c, s = r["cfg"], r["summary"]
         split = read_split_manifest(r["path"] / "split.csv")
         seconds = sum(float(h["seconds"]) for h in r["history"])
-        rows.append([r["path"].name, c.data or f"synthetic (n={c.synthetic_n}, seed {c.seed})", c.protocol,
-                     f"{len(split.train)}/{len(split.test)}", str(s["n"]), str(s["image_size"]),
-                     str(len(r["history"])) if r["history"] else "-", c.device, f"{seconds:.0f} s"])
+        name = r["path"].name + ("" if r["eval"].name == "eval" else f"/{r['eval'].name}")
+        # the device training really used (in the weights' metadata); older runs only have the request
+        device = r["meta"].get("device") or f"{c.device} (not recorded)"
+        device += f" x{r['meta']['world_size']}" if r["meta"].get("world_size", 1) > 1 else ""
+        rows.append([name, c.data or f"synthetic (n={c.synthetic_n}, seed {c.seed})", _data_name(s), s["protocol"],
+                     f"{len(split.train)}/{s.get('test_pairs', len(split.test))}", str(s["n"]), str(s["image_size"]),
+                     str(len(r["history"])) if r["history"] else "-", device, f"{seconds:.0f} s"])
     return header, rows
 
 
-def sample_grid(runs: list[dict], direction: str) -> Image.Image | None:
-    """Rows: test faces (identity view); columns: input, ground truth, each model's prediction."""
+def _tile(path: Path) -> Image.Image:
     from facesketch.data.images import load_array
+    try:
+        return Image.fromarray(load_array(path, TILE)).convert("RGB")
+    except (OSError, ValueError):  # gone since evaluation: a grey tile, the numbers still stand
+        return Image.new("RGB", (TILE, TILE), (200, 200, 200))
+
+
+def sample_grid(runs: list[dict], direction: str) -> Image.Image | None:
+    """Rows: the first run's first test faces (original view); columns: input, ground truth, each
+    model's prediction of that same face (grey where a run was not tested on it)."""
     rs = [r for r in runs if r["summary"]["direction"] == direction]
     if not rs:
         return None
-    split = read_split_manifest(rs[0]["path"] / "split.csv")
-    faces = split.test[:GRID_FACES]
-    cols = ["input", "ground truth"] + [_label(r) for r in rs]
+    faces = evaluated_pairs(rs[0])[:GRID_FACES]
+    tested = [{str(p.photo.resolve()): p.stem for p in evaluated_pairs(r)} for r in rs]
+    cols = ["input", "ground truth"] + _labels(rs)
     grid = Image.new("RGB", (TILE * len(cols), 18 + TILE * len(faces)), "white")
     draw = ImageDraw.Draw(grid)
     for j, name in enumerate(cols):
         draw.text((j * TILE + 4, 3), name, fill=(0, 0, 0))
     for i, pair in enumerate(faces):
         src, tgt = (pair.photo, pair.sketch) if direction == "photo2sketch" else (pair.sketch, pair.photo)
-        tiles = [Image.fromarray(load_array(p, TILE)) for p in (src, tgt)]
-        for r in rs:
-            pred = r["path"] / "eval" / "pred" / f"{pair.stem}_v0.png"
-            tiles.append(Image.open(pred).convert("RGB").resize((TILE, TILE), Image.BILINEAR) if pred.exists()
-                         else Image.new("RGB", (TILE, TILE), (200, 200, 200)))
+        tiles = [_tile(src), _tile(tgt)]
+        for r, stems in zip(rs, tested):
+            stem = stems.get(str(pair.photo.resolve()))
+            tiles.append(_tile(r["eval"] / "pred" / f"{stem}_v0.png") if stem else _tile(Path("")))
         for j, t in enumerate(tiles):
             grid.paste(t, (j * TILE, 18 + i * TILE))
     return grid
 
 
 def loss_figure(runs: list[dict], direction: str) -> Image.Image | None:
-    rs = [r for r in runs if r["summary"]["direction"] == direction and r["history"]]
+    seen, rs = set(), []
+    for r in runs:  # a run evaluated on several data sets has one history
+        if r["summary"]["direction"] == direction and r["history"] and r["path"] not in seen:
+            seen.add(r["path"])
+            rs.append(r)
     if not rs:
         return None
     fig, axes = plt.subplots(1, len(rs), figsize=(3.2 * len(rs), 2.8), squeeze=False)
@@ -151,7 +205,7 @@ def loss_figure(runs: list[dict], direction: str) -> Image.Image | None:
             if x["stage"] != x_prev["stage"]:
                 ax.axvline(int(x["epoch"]) - 0.5, color="grey", lw=0.8)
         losses = "/".join(dict.fromkeys(x["loss"] for x in h))
-        ax.set_title(f"{_label(r)} ({losses})", fontsize=9)
+        ax.set_title(f"{_label(r, data=False)} ({losses})", fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.tick_params(labelsize=7)
@@ -187,31 +241,43 @@ CSS = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}
        "text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}img{max-width:100%}")
 
 
+def _add_image(md: list, htm: list, out: Path, name: str, image: Image.Image, caption: str) -> None:
+    image.save(out / name)
+    md += [f"![{caption}]({name})", ""]
+    htm.append(f"<p><img alt='{caption}' src='data:image/png;base64,{_b64(image)}'></p>")
+
+
 def write_report(run_paths: list[Path], out: Path, *, title: str = "facesketch comparison", progress: bool = True) -> Path:
     """Write out/report.md and out/report.html for the given runs; returns the HTML path."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FacesketchError(f"-o {out} is a file; expected a folder for report.html, report.md and its images")
     runs = load_runs(run_paths, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
-    protocols = sorted({r["summary"]["protocol"] for r in runs})
-    intro = (f"Protocol: {', '.join(protocols)}. Metrics per test image, averaged; '^' = higher is better, "
-             "bold = best of our runs. Baselines (pencil, grey, mean) learned nothing: a model that does not beat "
-             "them has not learned the task.")
+    intro = ("Metrics per test image, averaged; '^' = higher is better, bold = best of our runs in that table. "
+             "Each table holds the runs measured on one test set. The report's published numbers (Tables I/II) "
+             "stand beside ours only for runs on its own setting: the paper protocol on the 188-pair CUFS student "
+             "set. Baselines (pencil, grey, mean) learned nothing: a model that does not beat them has not learned "
+             "the task.")
     md, htm = [f"# {title}", "", intro, ""], [f"<h1>{html.escape(title)}</h1><p>{html.escape(intro)}</p>"]
     for direction in DIRECTIONS:
-        if not any(r["summary"]["direction"] == direction for r in runs):
+        groups = by_test_set(runs, direction)
+        if not groups:
             continue
         md += [f"## {direction}", ""]
         htm.append(f"<h2>{direction}</h2>")
-        header, rows = metric_table(runs, direction)
-        md += [_md_table(header, rows), ""]
-        htm.append(_html_table(header, rows))
-        for kind, image in (("grid", sample_grid(runs, direction)), ("loss", loss_figure(runs, direction))):
-            if image is None:
-                continue
-            name = f"{kind}_{direction}.png"
-            image.save(out / name)
-            caption = "input, ground truth, then each model" if kind == "grid" else "training loss per epoch"
-            md += [f"![{caption}]({name})", ""]
-            htm.append(f"<p><img alt='{caption}' src='data:image/png;base64,{_b64(image)}'></p>")
+        for k, group in enumerate(groups):
+            caption = test_set_caption(group)
+            header, rows = metric_table(group, direction)
+            md += [caption, "", _md_table(header, rows), ""]
+            htm.append(f"<p>{html.escape(caption)}</p>" + _html_table(header, rows))
+            grid = sample_grid(group, direction)
+            if grid is not None:
+                _add_image(md, htm, out, f"grid_{direction}{f'_{k + 1}' if k else ''}.png", grid,
+                           "input, ground truth, then each model")
+        loss = loss_figure(runs, direction)
+        if loss is not None:
+            _add_image(md, htm, out, f"loss_{direction}.png", loss, "training loss per epoch")
         header, rows = ident_table(runs, direction)
         if rows:
             md += ["Identification (probe = generated image, gallery = real test targets):", "", _md_table(header, rows), ""]

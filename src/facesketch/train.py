@@ -3,6 +3,7 @@
 train(cfg) resolves the data and split, builds the model, runs the schedule's stages (a fresh
 Adam per stage), and after every epoch writes checkpoint.safetensors, model.safetensors and
 history.csv atomically. Baselines are "trained" by fitting (the mean image) and saved alike.
+The run folder itself (may it be started, resumed, extended?) is checkpoint.py's business.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import csv
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -21,7 +22,8 @@ from tqdm import tqdm
 
 from facesketch import FacesketchError
 from facesketch import distributed as D
-from facesketch.checkpoint import MODEL_FILE, STATE_FILE, load_state, save_model, save_state
+from facesketch.checkpoint import (MODEL_FILE, STATE_FILE, claim_run_dir, load_meta, load_state, load_weights,
+                                   resume_plan, save_model, save_state, validate_run_dir)
 from facesketch.config import RunConfig
 from facesketch.data.dataset import PairDataset, make_loader
 from facesketch.data.pairs import find_pairs
@@ -41,12 +43,15 @@ class TrainResult:
     run_dir: Path
     model: nn.Module
     history: list[dict]
+    notes: list[str] = field(default_factory=list)  # what a resume changed (an extended schedule)
 
 
 def resolve_device(name: str) -> torch.device:
+    """'auto'/'cpu'/'cuda'/'cuda:N'/'mps' -> the device to use, CUDA with its index ('cuda:0'),
+    as recorded in the weights' metadata."""
+    if name in ("auto", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -93,51 +98,23 @@ def make_optimizer(params, cfg: RunConfig, model_cls, device: torch.device) -> t
 
 def _write_history(path: Path, history: list[dict]) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
-        w.writeheader()
-        w.writerows(history)
-    tmp.replace(path)
+    try:
+        with tmp.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
+            w.writeheader()
+            w.writerows(history)
+        tmp.replace(path)
+    except BaseException:  # Ctrl-C included: no stray .tmp
+        tmp.unlink(missing_ok=True)
+        raise
 
 
-def _meta(cfg: RunConfig, model: nn.Module, epoch: int, split: Split) -> dict:
+def _meta(cfg: RunConfig, model: nn.Module, epoch: int, split: Split, device: torch.device, world: int) -> dict:
+    # "device": where the weights were computed ('cpu', 'cuda:0'; rank 0's under DDP), not the --device asked for
     return {"model": cfg.model, "model_kwargs": cfg.model_kwargs, "direction": cfg.direction,
             "protocol": cfg.protocol, "epoch": epoch, "image_size": model.image_size,
+            "device": str(device), "world_size": world,
             "config": cfg.to_dict(), "train_pairs": len(split.train), "test_pairs": len(split.test)}
-
-
-def validate_run_dir(cfg: RunConfig, *, resume: bool, overwrite: bool) -> Path:
-    """Refuse early when the run folder does not fit --resume/--overwrite; touches nothing."""
-    run = cfg.run_dir
-    has_work = (run / STATE_FILE).exists() or (run / MODEL_FILE).exists()
-    if resume and not (run / STATE_FILE).exists():
-        raise FacesketchError(f"--resume: {run / STATE_FILE} does not exist (nothing to resume)")
-    if not resume and has_work and not overwrite:
-        raise FacesketchError(f"{run} already holds a run; use --resume to continue it or --overwrite to replace it")
-    return run
-
-
-def claim_run_dir(run: Path, *, overwrite: bool) -> None:
-    """Create the run folder and, under --overwrite, drop the old run; called once the data has
-    loaded, so bad data leaves neither an empty folder nor a deleted run behind."""
-    if overwrite:
-        for name in (STATE_FILE, MODEL_FILE, "history.csv"):
-            (run / name).unlink(missing_ok=True)
-    run.mkdir(parents=True, exist_ok=True)
-
-
-def run_is_complete(cfg: RunConfig) -> bool:
-    """True when cfg's run folder holds weights for the whole schedule."""
-    from facesketch.checkpoint import load_meta
-    path = cfg.run_dir / MODEL_FILE
-    if not path.exists():
-        return False
-    try:
-        meta = load_meta(path)
-    except FacesketchError:
-        return False
-    cls = model_class(cfg.model)
-    return meta.get("epoch", -1) >= sum(e for _, e in cfg.stages(cls.default_schedule))
 
 
 def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True) -> TrainResult:
@@ -148,13 +125,14 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False, prog
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)
     cls = model_class(cfg.model)
-    if cfg.gan and cfg.model != "unet":
-        raise FacesketchError("--gan trains the unet with a PatchGAN discriminator; it needs --model unet")
-    if resume:
-        saved = RunConfig.load(cfg.run_dir / "config.yaml")
-        saved.device, saved.runs_dir = cfg.device, cfg.runs_dir
-        cfg = saved
+    if resume and overwrite:
+        raise FacesketchError("--resume continues a run and --overwrite replaces it: give one of them")
     run = validate_run_dir(cfg, resume=resume, overwrite=overwrite) if info.main else cfg.run_dir
+    # a resume trains the run it finds, so cfg must agree with it (a longer schedule extends it)
+    notes, trains_more = resume_plan(cfg) if resume else ([], True)
+    if info.main:
+        for note in notes:  # always shown: the run's schedule changes
+            print(f"note: {note}", flush=True)
     torch.manual_seed(cfg.seed)
     split = load_split(cfg)
     if progress and info.main:
@@ -168,7 +146,7 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False, prog
     test_ds = PairDataset(split.test, size=size, direction=cfg.direction, views=split.test_views) \
         if cls.learned else None
     if info.main:
-        claim_run_dir(run, overwrite=overwrite and not resume)
+        claim_run_dir(run, overwrite=overwrite, drop_eval=trains_more)
         cfg.save(run / "config.yaml")
         write_split_manifest(split, run / "split.csv")
 
@@ -176,9 +154,10 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False, prog
         model.fit(train_ds.sketches.float().div(255) if cfg.direction == "photo2sketch"
                   else train_ds.photos.float().div(255))
         if info.main:
-            save_model(model, _meta(cfg, model, 0, split), run / MODEL_FILE)
+            # fitted on the CPU tensors above, whatever --device says
+            save_model(model, _meta(cfg, model, 0, split, torch.device("cpu"), 1), run / MODEL_FILE)
             _write_history(run / "history.csv", [])
-        return TrainResult(run, model, [])
+        return TrainResult(run, model, [], notes)
 
     model.to(device)
     # measured per model (bench/): channels_last speeds conv_ae up ~1.5x on CPU, slows the others
@@ -264,17 +243,22 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False, prog
             if info.main:
                 save_state(run / STATE_FILE, model=model, optimizers=optimizers,
                            extra_modules={"disc": disc} if disc is not None else {}, position=position, history=history)
-                save_model(model, _meta(cfg, model, epoch, split), run / MODEL_FILE)
+                save_model(model, _meta(cfg, model, epoch, split, device, info.world), run / MODEL_FILE)
                 _write_history(run / "history.csv", history)
                 if progress:
                     tqdm.write(f"{cfg.run_name} epoch {epoch}: {loss_name} train {train_loss:.4f} "
                                f"test {test_loss:.4f} ({seconds:.1f}s, {seen * info.world / seconds:.1f} img/s)")
             D.barrier(info)
     if cfg.recalibrate_bn and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
-        recalibrate_bn(model, train_ds, device, channels_last, per_rank_batch)
-        if info.main:
-            save_model(model, {**_meta(cfg, model, len(history), split), "bn_recalibrated": True}, run / MODEL_FILE)
-    return TrainResult(run, model, history)
+        if not trains_more and load_meta(run / MODEL_FILE).get("bn_recalibrated"):
+            # a finished run resumed: its weights file stays as it is (and so does its evaluation)
+            load_weights(model, run / MODEL_FILE)
+        else:
+            recalibrate_bn(model, train_ds, device, channels_last, per_rank_batch)
+            if info.main:
+                save_model(model, {**_meta(cfg, model, len(history), split, device, info.world),
+                                   "bn_recalibrated": True}, run / MODEL_FILE)
+    return TrainResult(run, model, history, notes)
 
 
 @torch.no_grad()
