@@ -1,19 +1,55 @@
-"""Model registry: `@register_model(name)` and `create_model(name, **kwargs)`."""
+"""Model registry: every model registers with its facts (a `ModelSpec`) in one place.
+
+`@register_model("conv_ae", spec=ModelSpec(...))` on the class; `create_model(name, **kwargs)`
+builds one; `model_spec(name)` answers everything the rest of the package needs to know about a
+model (input size, schedule, optimiser, layout, whether it learns) without building it.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch.nn as nn
 
-_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the training, evaluation and reporting code needs to know about a model.
+
+    schedule: the default stages, ((loss, epochs), ...); a loss name from `facesketch.losses`
+        (each stage starts a fresh optimiser). Empty for baselines, which are fitted, not trained.
+    optimizer: Adam settings that differ from the report's (lr 1e-3, betas 0.9/0.999).
+    channels_last: train in the channels_last memory layout on CPU (measured, bench/README.md).
+    uses_view: forward() takes the dihedral view index of each input (the mean baseline does).
+    gan: the model can be trained as a pix2pix generator against a PatchGAN (`--gan`).
+    demo_epochs: first-stage epochs in `facesketch demo` (None: the model is not in the demo).
+    published: the report's Tables I/II numbers for this model, {direction: {metric: value}}.
+    """
+
+    image_size: int
+    learned: bool = True
+    schedule: tuple[tuple[str, int], ...] = ()
+    optimizer: dict = field(default_factory=dict)
+    channels_last: bool = False
+    uses_view: bool = False
+    gan: bool = False
+    demo_epochs: int | None = None
+    published: dict = field(default_factory=dict)
+
+    @property
+    def lr(self) -> float | None:
+        return self.optimizer.get("lr", 1e-3) if self.learned else None
 
 
-def register_model(name: str):
+_MODELS: dict[str, tuple[Callable[..., nn.Module], ModelSpec]] = {}
+
+
+def register_model(name: str, *, spec: ModelSpec):
     def add(factory):
         if name in _MODELS:
             raise ValueError(f"model {name!r} is already registered")
-        _MODELS[name] = factory
+        _MODELS[name] = (factory, spec)
         return factory
     return add
 
@@ -22,24 +58,27 @@ def _load_all() -> None:
     import facesketch.models  # noqa: F401  (registers every model on import)
 
 
-def create_model(name: str, **kwargs) -> nn.Module:
-    _load_all()
-    if name not in _MODELS:
-        raise KeyError(f"unknown model {name!r}; choose from {', '.join(sorted(_MODELS))}")
-    return _MODELS[name](**kwargs)
-
-
-def list_models(*, learned: bool | None = None) -> list[str]:
-    """Registered names; learned=True/False keeps only trainable models / baselines."""
-    _load_all()
-    names = sorted(_MODELS)
-    if learned is None:
-        return names
-    return [n for n in names if getattr(_MODELS[n], "learned", True) == learned]
-
-
-def model_class(name: str):
+def _entry(name: str):
     _load_all()
     if name not in _MODELS:
         raise KeyError(f"unknown model {name!r}; choose from {', '.join(sorted(_MODELS))}")
     return _MODELS[name]
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+    return _entry(name)[0](**kwargs)
+
+
+def model_spec(name: str) -> ModelSpec:
+    return _entry(name)[1]
+
+
+def list_models(*, learned: bool | None = None) -> list[str]:
+    """Registered names in registration order (the report's models, then ours, then baselines);
+    learned=True/False keeps only trainable models / baselines."""
+    _load_all()
+    return [n for n, (_, spec) in _MODELS.items() if learned is None or spec.learned == learned]
+
+
+def model_class(name: str):  # transitional: removed once train.py reads model_spec
+    return _entry(name)[0]

@@ -1,3 +1,3 @@
-"""Every model registers itself here on import."""
+"""Every model registers itself here on import, in this order (the order of tables and lists)."""
 
-from facesketch.models import baselines, conv_ae, dense_ae, hybrid_ae, unet  # noqa: F401
+from facesketch.models import dense_ae, conv_ae, hybrid_ae, unet, baselines  # noqa: F401,I001

@@ -16,7 +16,7 @@ import torch.nn as nn
 from scipy.ndimage import gaussian_filter
 
 from facesketch.data.augment import apply_view
-from facesketch.registry import register_model
+from facesketch.registry import ModelSpec, register_model
 
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as PIL's convert("L")
 
@@ -44,13 +44,7 @@ class _Baseline(nn.Module):
         """targets: (N, C, S, S) training targets in view 0. Most baselines ignore them."""
 
 
-@register_model("grey")
-class GreyBaseline(_Baseline):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return to_grey(x).expand(-1, self.channels, -1, -1).clone()
-
-
-@register_model("pencil")
+@register_model("pencil", spec=ModelSpec(image_size=256, learned=False))
 class PencilBaseline(_Baseline):
     def __init__(self, *, channels: int = 3, sigma: float = 21.0):
         super().__init__(channels=channels)
@@ -64,7 +58,13 @@ class PencilBaseline(_Baseline):
         return out.expand(-1, self.channels, -1, -1).clone()
 
 
-@register_model("mean")
+@register_model("grey", spec=ModelSpec(image_size=256, learned=False))
+class GreyBaseline(_Baseline):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return to_grey(x).expand(-1, self.channels, -1, -1).clone()
+
+
+@register_model("mean", spec=ModelSpec(image_size=256, learned=False, uses_view=True))
 class MeanBaseline(_Baseline):
     uses_view = True
 

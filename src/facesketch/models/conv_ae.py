@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 
 from facesketch.models.keras import LEAKY_SLOPE, batch_norm, glorot_uniform_, he_normal_
-from facesketch.registry import register_model
+from facesketch.registry import ModelSpec, register_model
 
 DOWN = ((16, False), (32, True), (64, False), (128, True), (256, True), (512, True))  # (filters, batchnorm)
 UP = ((512, True), (256, False), (128, True), (64, False), (32, False), (16, False))  # (filters, dropout)
@@ -29,7 +29,10 @@ def up(cin: int, f: int, dropout: bool) -> nn.Sequential:
     return nn.Sequential(conv, *([nn.Dropout(0.1)] if dropout else []), nn.LeakyReLU(LEAKY_SLOPE))
 
 
-@register_model("conv_ae")
+@register_model("conv_ae", spec=ModelSpec(
+    image_size=256, schedule=(("mae", 100),), channels_last=True, demo_epochs=12,  # channels_last: ~1.5x on CPU
+    published={"photo2sketch": {"mae_median": 0.171, "rmse": 0.274, "ssim_paper": 0.739},
+               "sketch2photo": {"mae_median": 0.051, "rmse": 0.121, "ssim_paper": 0.824}}))
 class ConvAE(nn.Module):
     """(N, 3, 256, 256) in [0, 1] -> (N, 3, 256, 256), linear (clip to [0, 1] for images)."""
 

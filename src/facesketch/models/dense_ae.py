@@ -6,13 +6,16 @@ import torch
 import torch.nn as nn
 
 from facesketch.models.keras import glorot_uniform_
-from facesketch.registry import register_model
+from facesketch.registry import ModelSpec, register_model
 
 ENCODER = (4096, 2048, 1024, 512, 256, 128, 64, 32)
 DECODER = (64, 128, 256, 512, 1024, 2048, 4096)
 
 
-@register_model("dense_ae")
+@register_model("dense_ae", spec=ModelSpec(
+    image_size=128, schedule=(("mse", 100),), demo_epochs=2,
+    published={"photo2sketch": {"mae_median": 0.162, "rmse": 0.266, "ssim_paper": 0.642},
+               "sketch2photo": {"mae_median": 0.064, "rmse": 0.136, "ssim_paper": 0.735}}))
 class DenseAE(nn.Module):
     """(N, 3, S, S) in [0, 1] -> (N, 3, S, S) in (0, 1); S = 128 in the report."""
 

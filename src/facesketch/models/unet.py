@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from facesketch.registry import register_model
+from facesketch.registry import ModelSpec, register_model
 
 
 def _init_pix2pix(module: nn.Module) -> None:
@@ -25,7 +25,9 @@ def _init_pix2pix(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-@register_model("unet")
+@register_model("unet", spec=ModelSpec(
+    image_size=256, schedule=(("mae", 100),), gan=True, demo_epochs=3,
+    optimizer={"lr": 2e-4, "betas": (0.5, 0.999)}))  # pix2pix's Adam settings
 class UNet(nn.Module):
     """(N, C, 256, 256) in [0, 1] -> (N, C, 256, 256) in [0, 1]."""
 
