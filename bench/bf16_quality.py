@@ -10,12 +10,15 @@ native bf16 the bf16 run is emulated and slow, so the default schedule is short.
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # as the facesketch command runs (src/facesketch/__main__.py)
+
 import argparse
 import tempfile
 import time
 from pathlib import Path
 
-import facesketch  # noqa: F401  (allocator options, as the trainer runs)
 from readme_block import write_block
 
 METRICS = ("mae", "rmse", "ssim", "psnr")

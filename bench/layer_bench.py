@@ -10,11 +10,14 @@ the reformulations were not adopted. Each alternative is checked to give the sam
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # as the facesketch command runs (src/facesketch/__main__.py)
+
 import argparse
 import time
 from functools import partial
 
-import facesketch  # noqa: F401  (allocator options, as the trainer runs)
 from readme_block import write_block
 import torch
 import torch.nn.functional as F

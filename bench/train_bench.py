@@ -15,6 +15,10 @@ subprocess, one at a time. Writes the tables into bench/README.md.
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # as the facesketch command runs (src/facesketch/__main__.py)
+
 import argparse
 import json
 import platform
@@ -24,7 +28,6 @@ import sys
 import time
 from pathlib import Path
 
-import facesketch  # noqa: F401  (sets the allocator options the trainer runs with, before torch loads)
 from readme_block import write_block
 
 KERAS_TARGET = {"dense_ae": 10.3, "conv_ae": 33.0, "hybrid_ae": 2.4}  # images/s, batch 16, fp32 (issue #3)
@@ -157,9 +160,9 @@ def main() -> None:
                for p in ("fp32", "bf16")}
     print(f"matmul ceiling: fp32 {ceiling['fp32']:.1f} GFLOP/s, bf16 {ceiling['bf16']:.1f} GFLOP/s", flush=True)
     rows = []
-    from facesketch.registry import model_class
+    from facesketch.registry import model_spec
     for name in args.models.split(","):
-        default_layout = "channels_last" if getattr(model_class(name), "channels_last", False) else "nchw"
+        default_layout = "channels_last" if model_spec(name).channels_last else "nchw"
         configs = [("train", 16, "nchw", "fp32"), ("train", 16, "channels_last", "fp32"),
                    ("train", 16, default_layout, "fp32", "off"),
                    ("train", 32, default_layout, "fp32"), ("infer", 16, default_layout, "fp32"),

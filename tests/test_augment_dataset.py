@@ -24,9 +24,10 @@ def test_pair_gets_the_same_view(synth_dir):
     ds = PairDataset(same, size=32, direction="photo2sketch", views=tuple(range(8)))
     assert len(ds) == 16
     for i in range(len(ds)):
-        src, tgt, name = ds[i]
+        src, tgt, pair, view = ds[i]
         assert torch.equal(src, tgt) and src.shape == (3, 32, 32) and 0 <= src.min() and src.max() <= 1
-    assert ds[0][2].endswith("/v0") and ds[9][2].endswith("/v1")
+    # pair-major, views inner: item 0 is pair 0 in view 0, item 9 pair 1 in view 1
+    assert ds[0][2:] == (0, 0) and ds[9][2:] == (1, 1) and ds.pairs[1].stem == pairs[1].stem
 
 
 def test_direction_swaps_src_and_tgt(synth_dir):
@@ -38,8 +39,8 @@ def test_direction_swaps_src_and_tgt(synth_dir):
 
 def test_loader_order_depends_only_on_seed_and_epoch(synth_dir):
     ds = PairDataset(find_pairs(synth_dir).pairs, size=8, direction="photo2sketch", views=(0, 1))
-    names = lambda seed, epoch: [n for _, _, batch in make_loader(ds, batch_size=5, shuffle=True, seed=seed,
-                                                                  epoch=epoch) for n in batch]
+    names = lambda seed, epoch: [(int(i), int(v)) for _, _, pair, view in make_loader(
+        ds, batch_size=5, shuffle=True, seed=seed, epoch=epoch) for i, v in zip(pair, view)]
     assert names(1, 0) == names(1, 0)
     assert names(1, 0) != names(1, 1) and sorted(names(1, 0)) == sorted(names(1, 1))
 

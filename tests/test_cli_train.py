@@ -36,3 +36,27 @@ def test_train_baseline_on_builtin_synthetic(tmp_path):
     run = tmp_path / "mean-sketch2photo-s0"
     assert (run / "model.safetensors").exists() and (run / "split.csv").exists()
     assert (tmp_path / "data-synthetic-n5-s0" / "photos").is_dir()
+
+
+def test_train_gives_every_option_to_the_run_config(tmp_path, monkeypatch):
+    import facesketch.train as T
+    seen = []
+
+    def train(cfg, resume, overwrite):
+        seen.append((cfg, resume, overwrite))
+        return type("Result", (), {"run_dir": cfg.run_dir})()
+    monkeypatch.setattr(T, "train", train)
+    r = runner.invoke(app, ["train", "-m", "unet", "-d", "sketch2photo", "--data", str(tmp_path), "--protocol",
+                            "random", "--seed", "7", "--epochs", "3", "--epochs-scale", "0.5", "--batch-size", "5",
+                            "--lr", "0.02", "--device", "cpu", "--precision", "bf16", "--gan", "--runs-dir",
+                            str(tmp_path / "r"), "--synthetic-n", "9", "--test-fraction", "0.3", "--name", "x",
+                            "--views", "identity", "--recalibrate-bn", "--resume", "--overwrite"])
+    assert r.exit_code == 0, r.output
+    [(cfg, resume, overwrite)] = seen
+    assert (resume, overwrite) == (True, True)
+    given = dict(model="unet", direction="sketch2photo", data=str(tmp_path), protocol="random", seed=7, epochs=3,
+                 epochs_scale=0.5, batch_size=5, lr=0.02, device="cpu", precision="bf16", gan=True,
+                 runs_dir=str(tmp_path / "r"), synthetic_n=9, test_fraction=0.3, name="x", views="identity",
+                 recalibrate_bn=True)
+    assert {k: getattr(cfg, k) for k in given} == given
+    assert r.stdout == f"run folder: {tmp_path / 'r' / 'x'}\n"

@@ -101,7 +101,7 @@ def test_baselines_reproduce_the_spec_values_on_cufs(cufs_dir, direction):
         model = create_model(name).eval()
         model.fit((train.sketches if d == "photo2sketch" else train.photos).float() / 255)
         rows = [image_metrics(p.transpose(1, 2, 0), t.transpose(1, 2, 0), sketch=d == "photo2sketch")
-                for _, t, p, _, _ in predict_dataset(model, test)]
+                for _, t, p, _, _ in predict_dataset(model, test, name=name)]
         assert len(rows) == 104
         got = average(rows)
         for key, value in zip(("mae_median", "rmse", "ssim_paper"), expected):

@@ -50,7 +50,7 @@ def test_broken_dataset_reports_every_problem_by_name_and_changes_nothing(synth_
     found = find_pairs(synth_copy)
     text = "\n".join(found.problems)
     assert not found.usable
-    assert f"x-999-01-sz1.jpg: sketch has no photo" in text
+    assert "x-999-01-sz1.jpg: sketch has no photo" in text
     assert f"{renamed}.jpg: photo has no sketch" in text
     assert f"{deleted}.jpg: photo has no sketch" in text
     assert f"{corrupt}.jpg: unreadable or corrupt image" in text

@@ -165,7 +165,6 @@ def test_ddp_two_gloo_processes_keep_equal_weights(tmp_path, synth_dir):
 
 
 def test_recalibrate_bn_sets_exact_training_statistics(tmp_path, synth_dir):
-    import torch.nn as nn
     from facesketch.data.dataset import PairDataset
     from facesketch.data.pairs import find_pairs
     from facesketch.train import recalibrate_bn

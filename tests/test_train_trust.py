@@ -10,6 +10,7 @@ import torch
 from safetensors import safe_open
 from typer.testing import CliRunner
 
+import facesketch.steps as S
 import facesketch.train as T
 from facesketch import FacesketchError
 from facesketch.checkpoint import MODEL_FILE, STATE_FILE, load_meta
@@ -253,7 +254,7 @@ def hybrid_straight(tmp_path_factory, tiny_dir):
     """An uninterrupted hybrid_ae run (mse x1 then mae x1), with the losses of its training steps
     and the optimisers it made recorded."""
     runs, losses, optimizers = tmp_path_factory.mktemp("hybrid"), [], []
-    real_opt = T.make_optimizer
+    real_opt = S.make_optimizer
 
     def recording(name):
         real = T.LOSSES[name]
@@ -268,8 +269,8 @@ def hybrid_straight(tmp_path_factory, tiny_dir):
         optimizers.append(real_opt(*a, **k))
         return optimizers[-1]
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(T, "LOSSES", {"mse": recording("mse"), "mae": recording("mae")})
-        m.setattr(T, "make_optimizer", making)
+        m.setattr(S, "LOSSES", {"mse": recording("mse"), "mae": recording("mae")})
+        m.setattr(S, "make_optimizer", making)
         result = train(_cfg(runs, tiny_dir, model="hybrid_ae"), progress=False)
     return result, losses, optimizers
 

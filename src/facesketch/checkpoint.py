@@ -8,8 +8,6 @@ A run folder holds
                       position (stage, epoch) and history, in one file so they never disagree.
 Both are written to a temporary name and renamed into place, so a kill at any moment leaves
 the previous good file intact; an interrupted write (an error, Ctrl-C) removes its temporary.
-The run folder's rules live here too: when a run may start, resume or extend its schedule, and
-that its evaluation (eval/) goes whenever its weights are about to change.
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 from pathlib import Path
 
 import torch
@@ -150,87 +147,3 @@ def load_state(path: Path, *, model: nn.Module, optimizers: dict[str, torch.opti
     if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda)
     return meta["position"], meta["history"]
-
-
-# --- the run folder: may it be started, resumed or extended? ---
-
-START_OVER = "(use --overwrite, or remove the folder, to start over)"
-
-def validate_run_dir(cfg, *, resume: bool, overwrite: bool) -> Path:
-    """Refuse early when the run folder does not fit --resume/--overwrite; touches nothing."""
-    run = cfg.run_dir
-    has_work = (run / STATE_FILE).exists() or (run / MODEL_FILE).exists()
-    if resume and not (run / STATE_FILE).exists():
-        raise FacesketchError(f"--resume: {run / STATE_FILE} does not exist (nothing to resume)")
-    if not resume and has_work and not overwrite:
-        raise FacesketchError(f"{run} already holds a run; use --resume to continue it or --overwrite to replace it")
-    return run
-
-
-def claim_run_dir(run: Path, *, overwrite: bool, drop_eval: bool) -> None:
-    """Create the run folder; under --overwrite drop the old run's weights and history, and when
-    the weights are about to change (drop_eval) its evaluations (eval/, eval-*/), which would
-    otherwise describe other weights. Called once the data has loaded, so bad data leaves
-    neither an empty folder nor a deleted run behind."""
-    if overwrite:
-        for name in (STATE_FILE, MODEL_FILE, "history.csv"):
-            (run / name).unlink(missing_ok=True)
-    if drop_eval and run.is_dir():
-        for old in [run / "eval", *run.glob("eval-*")]:
-            if old.is_dir():
-                shutil.rmtree(old)
-    run.mkdir(parents=True, exist_ok=True)
-
-
-def run_is_complete(cfg) -> bool:
-    """True when cfg's run folder holds weights for the whole schedule."""
-    from facesketch.registry import model_class
-    path = cfg.run_dir / MODEL_FILE
-    if not path.exists():
-        return False
-    try:
-        meta = load_meta(path)
-    except FacesketchError:
-        return False
-    return meta.get("epoch", -1) >= sum(e for _, e in cfg.stages(model_class(cfg.model).default_schedule))
-
-
-def resume_plan(cfg) -> tuple[list[str], bool]:
-    """Check cfg (a RunConfig) against the config and position saved in its run folder.
-
-    Every option but the machine's (--device, --runs-dir, workers) must match. The schedule
-    (--epochs, --epochs-scale) may change as long as what is trained stays: stages already left
-    behind keep their epochs, and the current one keeps at least those it has done. Raises a
-    one-line FacesketchError naming the options otherwise. Returns (notes for the user, whether
-    any epoch is left to train).
-    """
-    from facesketch.config import RunConfig
-    from facesketch.registry import model_class
-    run = cfg.run_dir
-    saved = RunConfig.load(run / "config.yaml")
-    diffs = saved.differences(cfg)
-    if diffs:
-        raise FacesketchError(f"{run} was trained with other options: {'; '.join(diffs)} (give the run's own "
-                              f"options to continue it, or --overwrite to start over)")
-    default = model_class(cfg.model).default_schedule
-    old, new = saved.stages(default), cfg.stages(default)
-    flags = saved.schedule_flags(cfg)
-    if not (run / STATE_FILE).exists():  # weights only (a baseline): nothing to continue from
-        if new != old:
-            raise FacesketchError(f"{flags}: {run} has no {STATE_FILE} to continue from {START_OVER}")
-        if old and not run_is_complete(cfg):
-            raise FacesketchError(f"{run} holds unfinished weights but no {STATE_FILE} to resume from {START_OVER}")
-        return [], False
-    position = load_meta(run / STATE_FILE)["position"]
-    stage, done = position["stage"], position["stage_epochs_done"]
-    for i in range(stage):
-        if new[i] != old[i]:
-            raise FacesketchError(f"{flags}: {run} has finished stage {i + 1} ({old[i][0]} x{old[i][1]}) and moved "
-                                  f"on, so it cannot become {new[i][0]} x{new[i][1]} {START_OVER}")
-    if new[stage][1] < done:
-        raise FacesketchError(f"{flags}: {run} has already trained {done} epochs of stage {stage + 1} "
-                              f"({old[stage][0]}), more than the {new[stage][1]} given {START_OVER}")
-    notes = [] if new == old else [
-        f"{'extending' if sum(e for _, e in new) > sum(e for _, e in old) else 'changing'} the schedule of {run}: "
-        f"{saved.schedule_text(default)} -> {cfg.schedule_text(default)} ({flags})"]
-    return notes, done < new[stage][1] or stage + 1 < len(new)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 from typer.core import TyperGroup
 
 from facesketch import FacesketchError
+from facesketch.cli_options import PROTOCOL_HELP, RUN_OPTIONS, Out, options
+from facesketch.direction import DIRECTIONS
 
 
 class _Interrupted(Exception):
@@ -34,9 +36,6 @@ app = typer.Typer(cls=_Group,
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 data_app = typer.Typer(help="Inspect datasets and generate the built-in synthetic faces.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-
-PROTOCOL_HELP = "paper (report split), cufs-standard (88/100), random (seeded), manifest (CSV split column)"
-
 
 def _fail(message: str, code: int = 2) -> None:
     typer.echo(f"error: {message}", err=True)
@@ -76,9 +75,6 @@ def data_synth(
     typer.echo(f"wrote {n} pairs to {out}/photos and {out}/sketches")
 
 
-DIRECTIONS = ("photo2sketch", "sketch2photo")
-
-
 @app.command("models")
 def models_cmd(as_json: bool = typer.Option(False, "--json", help="print a JSON list instead of a table")):
     """List every model: input size, trainable parameters, BatchNorm statistics, loss and schedule."""
@@ -93,17 +89,18 @@ def models_cmd(as_json: bool = typer.Option(False, "--json", help="print a JSON 
         typer.echo(f"{m['name']:<10} {m['image_size']:>5} {m['trainable_params']:>13,} {m['non_trainable']:>9,}  {sched}")
 
 
-def _run_config(model, direction, data, protocol, seed, epochs, epochs_scale, batch_size, lr, device,
-                precision, runs_dir, synthetic_n, test_fraction, gan=False, name=None, views="all",
-                recalibrate_bn=False):
-    from facesketch.config import RunConfig
+def _existing(data: Path | None) -> None:
     if data is not None and not data.exists():
         _fail(f"--data {data}: no such file or folder")
-    try:  # RunConfig validates every value (one line naming the option)
-        return RunConfig(model=model, direction=direction, data=str(data) if data else None, protocol=protocol,
-                         seed=seed, epochs=epochs, epochs_scale=epochs_scale, batch_size=batch_size, lr=lr,
-                         device=device, precision=precision, runs_dir=str(runs_dir), synthetic_n=synthetic_n,
-                         test_fraction=test_fraction, gan=gan, name=name, views=views, recalibrate_bn=recalibrate_bn)
+
+
+def _run_config(**options):
+    """RunConfig from the options of the command line, which validates every value (one line naming the option)."""
+    from facesketch.config import RunConfig
+    _existing(options["data"])
+    try:
+        return RunConfig(**{**options, "data": str(options["data"]) if options["data"] else None,
+                            "runs_dir": str(options["runs_dir"])})
     except FacesketchError as e:
         _fail(str(e))
 
@@ -121,83 +118,44 @@ def _model_names(models: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-_DATA = typer.Option(None, "--data", help="dataset folder or CSV manifest (default: built-in synthetic faces)")
-_PROTOCOL = typer.Option(None, help=PROTOCOL_HELP + "; default paper on real data, random on synthetic")
-_EPOCHS = typer.Option(None, help="epochs of the first stage (default: the model's schedule)")
-_SCALE = typer.Option(1.0, "--epochs-scale", help="multiply every stage's epochs, e.g. 0.05 for a quick run")
-_BATCH = typer.Option(32, "--batch-size", help="global batch size (split across DDP processes)")
-_LR = typer.Option(None, help="Adam learning rate (default: 1e-3; unet 2e-4)")
-_DEVICE = typer.Option("auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
-_PRECISION = typer.Option("fp32", help="fp32 or bf16 (autocast)")
-_RUNS = typer.Option(Path("runs"), "--runs-dir", help="parent folder of run folders")
-_SYN_N = typer.Option(40, "--synthetic-n", help="pairs in the built-in synthetic set (when no --data)")
-_TEST_FRACTION = typer.Option(None, "--test-fraction", help="test share of identities for --protocol random "
-                                                                "(default 0.2)")
-_OVERWRITE_ALL = typer.Option(False, "--overwrite", help="retrain runs that already exist (their results go)")
-_VIEWS = typer.Option("all", help="training views: all (the protocol's 8) or identity (8x quicker)")
-
-
 @app.command("train")
-def train_cmd(
-    model: str = typer.Option(..., "--model", "-m", help="dense_ae, conv_ae, hybrid_ae, unet, or a baseline"),
-    direction: str = typer.Option(..., "--direction", "-d", help="photo2sketch or sketch2photo"),
-    data: Optional[Path] = _DATA, protocol: Optional[str] = _PROTOCOL,
-    seed: int = typer.Option(0, help="seed for split, weights, shuffling and dropout"),
-    epochs: Optional[int] = _EPOCHS, epochs_scale: float = _SCALE, batch_size: int = _BATCH,
-    lr: Optional[float] = _LR, device: str = _DEVICE, precision: str = _PRECISION,
-    gan: bool = typer.Option(False, "--gan", help="unet only: pix2pix training with a PatchGAN (L1 x 100)"),
-    runs_dir: Path = _RUNS, synthetic_n: int = _SYN_N, test_fraction: Optional[float] = _TEST_FRACTION,
-    name: Optional[str] = typer.Option(None, help="run folder name inside --runs-dir "
-                                       "(default <model>-<direction>-s<seed>)"),
-    views: str = _VIEWS,
-    recalibrate_bn: bool = typer.Option(False, "--recalibrate-bn", help="after training, re-estimate BatchNorm "
-                                        "statistics on the train set (for short runs; Keras momentum 0.99 is slow)"),
-    resume: bool = typer.Option(False, "--resume", help="continue the run in its folder from its last epoch "
-                                "(give the run's options again; a longer --epochs/--epochs-scale extends it)"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing run folder's results"),
-):
+@options("model", "direction", *RUN_OPTIONS, "epochs", "gan", "name", "resume", "overwrite")
+def train_cmd(*, opts: dict):
     """Train one model in one direction; writes runs/<model>-<direction>-s<seed>/.
 
     Under `torchrun --nproc-per-node N -m facesketch train ...` it trains with DDP."""
     from facesketch.train import train
-    cfg = _run_config(model, direction, data, protocol, seed, epochs, epochs_scale, batch_size, lr, device,
-                      precision, runs_dir, synthetic_n, test_fraction, gan, name, views, recalibrate_bn)
-    result = train(cfg, resume=resume, overwrite=overwrite)
+    resume, overwrite = opts.pop("resume"), opts.pop("overwrite")
+    result = train(_run_config(**opts), resume=resume, overwrite=overwrite)
     typer.echo(f"run folder: {result.run_dir}")
 
 
 @app.command("train-all")
-def train_all_cmd(
-    data: Optional[Path] = _DATA, protocol: Optional[str] = _PROTOCOL, seed: int = typer.Option(0),
-    epochs_scale: float = _SCALE, batch_size: int = _BATCH, device: str = _DEVICE, precision: str = _PRECISION,
-    runs_dir: Path = _RUNS, synthetic_n: int = _SYN_N, test_fraction: Optional[float] = _TEST_FRACTION,
-    views: str = _VIEWS,
-    models: str = typer.Option("dense_ae,conv_ae,hybrid_ae,unet,pencil,grey,mean", help="comma-separated"),
-    overwrite: bool = _OVERWRITE_ALL,
-):
-    """Train every model (default: the three paper models, unet and the baselines) in both directions.
+@options(*RUN_OPTIONS, "models", "overwrite")
+def train_all_cmd(*, opts: dict):
+    """Train every registered model (or --models) in both directions.
 
     Runs already in --runs-dir must match these options (checked before anything trains): finished
     ones are kept, interrupted ones resumed, a longer --epochs-scale extends them."""
     from facesketch.pipeline import train_all
-    names = _model_names(models)
-    cfgs = [_run_config(m, d, data, protocol, seed, None, epochs_scale, batch_size, None, device, precision,
-                        runs_dir, synthetic_n, test_fraction, views=views) for m in names for d in DIRECTIONS]
+    names, overwrite = _model_names(opts.pop("models")), opts.pop("overwrite")
+    cfgs = [_run_config(model=m, direction=d, **opts) for m in names for d in DIRECTIONS]
     for run in train_all(cfgs, overwrite=overwrite):
         typer.echo(f"done: {run}")
 
 
 @app.command("evaluate")
+@options("device")
 def evaluate_cmd(
     run: Path = typer.Argument(..., help="a run folder written by `facesketch train`"),
     data: Optional[Path] = typer.Option(None, "--data", help="score the run on another paired dataset (folder or "
                                         "CSV manifest) instead of its own test split: cross-dataset generalisation"),
     protocol: Optional[str] = typer.Option(None, help="with --data: score only this protocol's test split of it "
                                            "(default: every pair, original view)"),
-    device: str = _DEVICE,
     out: Optional[Path] = typer.Option(None, "--out", help="output folder (default RUN/eval, with --data "
                                        "RUN/eval-<data name>[-<protocol>])"),
     no_images: bool = typer.Option(False, "--no-images", help="skip writing prediction PNGs"),
+    *, opts: dict,
 ):
     """Evaluate a run on its test split (or on --data): pred/*.png, metrics.csv, summary.json."""
     from facesketch.data.protocols import PROTOCOLS
@@ -206,8 +164,8 @@ def evaluate_cmd(
         _fail("--protocol chooses the test split of --data; give --data too (a run's own split is in its split.csv)")
     if protocol is not None and protocol not in PROTOCOLS:
         _fail(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
-    if data is not None and not data.exists():
-        _fail(f"--data {data}: no such file or folder")
+    _existing(data)
+    device = opts["device"]
     if device not in ("auto", "cpu", "cuda", "mps") and not (device.startswith("cuda:") and device[5:].isdigit()):
         _fail(f"--device must be auto, cpu, cuda, cuda:N or mps, got {device!r}")
     summary = evaluate(run, data=data, protocol=protocol, out=out, device=device, save_images=not no_images)
@@ -233,45 +191,28 @@ def report_cmd(
 
 
 @app.command("demo")
-def demo_cmd(
-    out: Path = typer.Option(Path("facesketch-demo"), "--out", help="folder for runs/ and report/"),
-    data: Optional[Path] = typer.Option(None, "--data", help="a real dataset instead of the synthetic faces"),
-    device: str = _DEVICE, overwrite: bool = _OVERWRITE_ALL,
-):
+@options("data", "device", "overwrite")
+def demo_cmd(out: Out = Path("facesketch-demo"), *, opts: dict):
     """The main job: synthetic faces -> train every model both ways (short schedule) -> evaluate -> report.
 
     Needs no data and no network; about 10 minutes on a 2-core CPU."""
     from facesketch.pipeline import demo
-    if data is not None and not data.exists():
-        _fail(f"--data {data}: no such file or folder")
-    html_path = demo(out, data=data, device=device, overwrite=overwrite)
-    typer.echo(f"\nreport: {html_path.resolve()}")
+    _existing(opts["data"])
+    typer.echo(f"\nreport: {demo(out, **opts).resolve()}")
 
 
 @app.command("reproduce")
-def reproduce_cmd(
-    data: Path = typer.Option(..., "--data", help="CUFS folder (photos/ + sketches/)"),
-    out: Path = typer.Option(Path("facesketch-reproduce"), "--out", help="folder for runs/ and report/"),
-    epochs_scale: float = _SCALE, protocol: str = typer.Option("paper", help=PROTOCOL_HELP),
-    device: str = _DEVICE, precision: str = _PRECISION,
-    views: str = _VIEWS,
-    models: str = typer.Option(",".join(("dense_ae", "conv_ae", "hybrid_ae", "unet", "pencil", "grey", "mean")),
-                               help="comma-separated models"),
-    recalibrate_bn: bool = typer.Option(False, "--recalibrate-bn", help="re-estimate BatchNorm statistics after "
-                                        "training (recommended with a small --epochs-scale)"),
-    overwrite: bool = _OVERWRITE_ALL,
-):
+@options("protocol", "seed", "epochs_scale", "batch_size", "lr", "device", "precision", "views", "recalibrate_bn",
+         "models", "overwrite")
+def reproduce_cmd(data: Annotated[Path, typer.Option("--data", help="CUFS folder (photos/ + sketches/)")],
+                  out: Out = Path("facesketch-reproduce"), *, opts: dict):
     """The report's experiment: its protocol and schedules, both directions, its Tables I/II beside ours.
 
     Runs already in OUT/runs must match these options (a longer --epochs-scale extends them)."""
     from facesketch.pipeline import reproduce
-    if not data.exists():
-        _fail(f"--data {data}: no such file or folder")
-    names = tuple(_model_names(models))
-    html_path = reproduce(data, out, epochs_scale=epochs_scale, protocol=protocol, device=device,
-                          precision=precision, views=views, models=names, recalibrate_bn=recalibrate_bn,
-                          overwrite=overwrite)
-    typer.echo(f"\nreport: {html_path.resolve()}")
+    _existing(data)
+    opts["models"] = tuple(_model_names(opts["models"]))
+    typer.echo(f"\nreport: {reproduce(data, out, **opts).resolve()}")
 
 
 def main() -> None:

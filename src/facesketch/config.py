@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from facesketch import FacesketchError
-from facesketch.data.dataset import Direction
+from facesketch.direction import DIRECTIONS, Direction
 
 DEFAULT_SYNTHETIC_N = 40
 MAX_SEED = 2**32 - 1  # numpy's and the data loader's seeds must fit
@@ -74,7 +74,7 @@ class RunConfig:
         try:
             Direction(self.direction)
         except ValueError:
-            raise FacesketchError(f"--direction must be photo2sketch or sketch2photo, got {self.direction!r}") from None
+            raise FacesketchError(f"--direction must be {' or '.join(DIRECTIONS)}, got {self.direction!r}") from None
         if self.precision not in ("fp32", "bf16"):
             raise FacesketchError(f"--precision must be fp32 or bf16, got {self.precision!r}")
         cuda_n = isinstance(self.device, str) and self.device.startswith("cuda:") and self.device[5:].isdigit()
@@ -121,8 +121,12 @@ class RunConfig:
     def run_dir(self) -> Path:
         return Path(self.runs_dir) / self.run_name
 
-    def stages(self, default_schedule) -> list[tuple[str, int]]:
-        """[(loss, epochs)] after --epochs (first stage; later ones keep their ratio) and --epochs-scale."""
+    def stages(self, default_schedule=None) -> list[tuple[str, int]]:
+        """[(loss, epochs)] after --epochs (first stage; later ones keep their ratio) and --epochs-scale;
+        default_schedule: the model's spec unless given."""
+        if default_schedule is None:
+            from facesketch.registry import model_spec
+            default_schedule = model_spec(self.model).schedule
         if not default_schedule:
             return []
         first = default_schedule[0][1]
@@ -160,11 +164,11 @@ class RunConfig:
         if name == "name":
             return self.run_name
         if name == "lr" and value is None:
-            from facesketch.registry import model_class
-            return getattr(model_class(self.model), "default_optim", {}).get("lr", 1e-3)
+            from facesketch.registry import model_spec
+            return model_spec(self.model).lr
         return value
 
-    def schedule_text(self, default_schedule) -> str:
+    def schedule_text(self, default_schedule=None) -> str:
         return " + ".join(f"{loss} x{e}" for loss, e in self.stages(default_schedule)) or "none"
 
     def schedule_flags(self, given: "RunConfig") -> str:

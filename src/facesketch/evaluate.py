@@ -29,12 +29,13 @@ from facesketch.data.pairs import Pair, find_pairs
 from facesketch.data.protocols import Split, make_split, read_split_manifest, write_split_manifest
 from facesketch.identify import PCADescriptor, identification
 from facesketch.metrics import ALL_METRICS, SETTINGS, average, image_metrics
-from facesketch.registry import create_model
-from facesketch.runs import check_run_dir, check_weights_agree, is_cufs_student, weights_sha256
+from facesketch.registry import create_model, model_spec
+from facesketch.runtime import resolve_device
+from facesketch.runs import (PRED_DIR, check_run_dir, check_weights_agree, is_cufs_student, is_pred_filename,
+                             item_name, pred_filename, weights_sha256)
 
 __all__ = ["check_run_dir", "load_run_model", "predict_dataset", "evaluate", "eval_dir_for"]
 DEVICES = ("auto", "cpu", "cuda", "mps")
-_PRED_PNG = re.compile(r"_v[0-7]\.png$")
 
 
 def load_run_model(run: Path) -> tuple[torch.nn.Module, RunConfig]:
@@ -56,18 +57,19 @@ def load_run_model(run: Path) -> tuple[torch.nn.Module, RunConfig]:
 
 
 @torch.no_grad()
-def predict_dataset(model, ds: PairDataset, *, batch_size: int = 16, progress: bool = False,
-                    device: torch.device | None = None):
-    """Yields (src, tgt, pred, name, view) per item; pred clipped to [0, 1]; arrays CxHxW."""
+def predict_dataset(model, ds: PairDataset, *, name: str, batch_size: int = 16,
+                    progress: bool = False, device: torch.device | None = None):
+    """Yields (src, tgt, pred, pair stem, view) per item; pred clipped to [0, 1]; arrays CxHxW, view an int.
+    name: the model's registered name; its spec says whether the model takes each input's view."""
+    uses_view = model_spec(name).uses_view
     device = device or next(iter(model.parameters()), torch.empty(0)).device
-    for src, tgt, names in tqdm(make_loader(ds, batch_size=batch_size, shuffle=False), disable=not progress,
-                                desc="predicting", leave=False):
-        views = torch.tensor([int(n.rsplit("/v", 1)[1]) for n in names])
+    for src, tgt, index, views in tqdm(make_loader(ds, batch_size=batch_size, shuffle=False),
+                                       disable=not progress, desc="predicting", leave=False):
         src_d = src.to(device)
-        pred = model(src_d, view=views.to(device)) if getattr(model, "uses_view", False) else model(src_d)
+        pred = model(src_d, view=views.to(device)) if uses_view else model(src_d)
         pred = pred.float().clamp(0, 1).cpu()
-        for i, name in enumerate(names):
-            yield src[i].numpy(), tgt[i].numpy(), pred[i].numpy(), name, int(views[i])
+        for k, (i, view) in enumerate(zip(index.tolist(), views.tolist())):
+            yield src[k].numpy(), tgt[k].numpy(), pred[k].numpy(), ds.pairs[i].stem, view
 
 
 def eval_dir_for(run: Path, data: Path | None = None, protocol: str | None = None) -> Path:
@@ -127,7 +129,6 @@ def evaluate(run: str | Path, *, data: str | Path | None = None, protocol: str |
              out: Path | None = None, device: str = "auto", save_images: bool = True, progress: bool = True) -> dict:
     """Evaluate a run folder on its test split (or on the pairs of `data`); writes `out` (default
     eval_dir_for(run, data, protocol)): pred/*.png, metrics.csv, test_pairs.csv, summary.json."""
-    from facesketch.train import resolve_device
     run, data = Path(run), Path(data) if data is not None else None
     if protocol is not None and data is None:
         raise FacesketchError("--protocol chooses the test split of --data; give --data too "
@@ -150,18 +151,17 @@ def evaluate(run: str | Path, *, data: str | Path | None = None, protocol: str |
     test = _load_pairs(test_pairs, source, views=views, **kwargs)
     # identification's descriptor is always fit on the run's OWN training targets
     train = _load_pairs(own.train, f"{run}/split.csv", views=(0,), **kwargs)
-    (out / "pred").mkdir(parents=True, exist_ok=True)
-    for old in (out / "pred").glob("*.png"):  # an earlier evaluation's predictions must not linger
-        if _PRED_PNG.search(old.name):
+    (out / PRED_DIR).mkdir(parents=True, exist_ok=True)
+    for old in (out / PRED_DIR).glob("*.png"):  # an earlier evaluation's predictions must not linger
+        if is_pred_filename(old.name):
             old.unlink()
     rows, probes, gallery = [], {}, {}
-    for src, tgt, pred, name, view in predict_dataset(model, test, progress=progress, device=dev):
+    for src, tgt, pred, stem, view in predict_dataset(model, test, name=cfg.model, progress=progress, device=dev):
         m = image_metrics(pred.transpose(1, 2, 0), tgt.transpose(1, 2, 0), sketch=sketch)
-        rows.append({"name": name, **{k: round(v, 6) for k, v in m.items()}})
+        rows.append({"name": item_name(stem, view), **{k: round(v, 6) for k, v in m.items()}})
         if save_images:
-            to_uint8_image(pred).save(out / "pred" / (name.replace("/", "_") + ".png"))
+            to_uint8_image(pred).save(out / PRED_DIR / pred_filename(stem, view))
         if view == 0:
-            stem = name.rsplit("/v", 1)[0]
             probes[stem], gallery[stem] = pred.transpose(1, 2, 0), tgt.transpose(1, 2, 0)
     train_targets = (train.sketches if sketch else train.photos).permute(0, 2, 3, 1).numpy() / 255.0
     stems = sorted(probes)

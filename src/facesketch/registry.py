@@ -79,6 +79,3 @@ def list_models(*, learned: bool | None = None) -> list[str]:
     _load_all()
     return [n for n, (_, spec) in _MODELS.items() if learned is None or spec.learned == learned]
 
-
-def model_class(name: str):  # transitional: removed once train.py reads model_spec
-    return _entry(name)[0]

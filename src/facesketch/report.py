@@ -16,48 +16,27 @@ import html
 import io
 from pathlib import Path
 
-import matplotlib
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
+from facesketch import FacesketchError
+from facesketch.data.protocols import read_split_manifest
+from facesketch.direction import DIRECTIONS
+from facesketch.metrics import ALL_METRICS, HIGHER_IS_BETTER, SETTINGS
+from facesketch.registry import list_models, model_spec
+from facesketch.report_figures import column_labels, loss_figure, run_label, sample_grid
+from facesketch.runs import evaluated_pairs, load_run
 
-from facesketch import FacesketchError  # noqa: E402
-from facesketch.data.protocols import read_split_manifest  # noqa: E402
-from facesketch.metrics import ALL_METRICS, HIGHER_IS_BETTER, SETTINGS  # noqa: E402
-from facesketch.runs import evaluated_pairs, load_run  # noqa: E402
+MODEL_ORDER = tuple(list_models())  # registration order: the report's models, then ours, then baselines
 
-MODEL_ORDER = ("dense_ae", "conv_ae", "hybrid_ae", "unet", "pencil", "grey", "mean")
-DIRECTIONS = ("photo2sketch", "sketch2photo")
-# The report's Tables I and II (spec section 4): paper protocol on the CUFS student set, paper metrics
-PUBLISHED = {
-    "photo2sketch": {"dense_ae": {"mae_median": 0.162, "rmse": 0.266, "ssim_paper": 0.642},
-                     "conv_ae": {"mae_median": 0.171, "rmse": 0.274, "ssim_paper": 0.739},
-                     "hybrid_ae": {"mae_median": 0.150, "rmse": 0.269, "ssim_paper": 0.727}},
-    "sketch2photo": {"dense_ae": {"mae_median": 0.064, "rmse": 0.136, "ssim_paper": 0.735},
-                     "conv_ae": {"mae_median": 0.051, "rmse": 0.121, "ssim_paper": 0.824},
-                     "hybrid_ae": {"mae_median": 0.055, "rmse": 0.130, "ssim_paper": 0.801}},
-}
-GRID_FACES = 4
-TILE = 128
+
+def published_numbers(direction: str) -> dict[str, dict[str, float]]:
+    """The report's Tables I/II for one direction, {model: {metric: value}} (paper protocol on the
+    CUFS student set, paper metrics), from each model's spec, in MODEL_ORDER."""
+    return {m: model_spec(m).published[direction] for m in MODEL_ORDER if direction in model_spec(m).published}
 
 
 def _data_name(s: dict) -> str:
     return Path(s["dataset"]["path"]).name or s["dataset"]["path"]
-
-
-def _label(run: dict, *, data: bool = True) -> str:
-    """The model (+gan); with data, where a cross-dataset evaluation's model was trained."""
-    s = run["summary"]
-    label = s["model"] + ("+gan" if run["cfg"].gan else "")
-    return label + (f" [trained on {Path(s.get('trained_on') or '?').name}]" if data and s.get("data") else "")
-
-
-def _labels(rs: list[dict]) -> list[str]:
-    """Column labels, the run folder added where two would read alike."""
-    labels = [_label(r) for r in rs]
-    return [f"{lab} ({r['path'].name})" if labels.count(lab) > 1 else lab for lab, r in zip(labels, rs)]
 
 
 def comparable_with_report(run: dict) -> bool:
@@ -68,6 +47,7 @@ def comparable_with_report(run: dict) -> bool:
 
 
 def load_runs(paths: list[Path], *, progress: bool = True) -> list[dict]:
+    """load_run for each path, in MODEL_ORDER (a model the registry no longer knows last)."""
     if not paths:
         raise FacesketchError("no run folders given")
     runs = [load_run(Path(p), progress=progress) for p in paths]
@@ -96,7 +76,7 @@ def test_set_caption(rs: list[dict]) -> str:
     text = f"Measured on {_data_name(s)} ({what}), {split}: {n} test images per model."
     if any(r["summary"].get("data") for r in rs):
         text += " Columns marked [trained on X] were trained on other data (cross-dataset)."
-    overlap = [f"{_label(r)}: {r['summary']['train_overlap']}" for r in rs if r["summary"].get("train_overlap")]
+    overlap = [f"{run_label(r)}: {r['summary']['train_overlap']}" for r in rs if r["summary"].get("train_overlap")]
     if overlap:
         text += f" Test pairs that were also training pairs: {', '.join(overlap)}."
     notes = dict.fromkeys(note for r in rs for note in r["summary"].get("notes") or ())
@@ -112,8 +92,9 @@ def metric_table(runs: list[dict], direction: str) -> tuple[list[str], list[list
     The published columns come only when a run is comparable with them; other runs are marked."""
     rs = [r for r in runs if r["summary"]["direction"] == direction]
     comparable = [comparable_with_report(r) for r in rs]
-    published = PUBLISHED[direction] if any(comparable) else {}
-    labels = [lab if ok or not published else f"{lab} (not comparable)" for lab, ok in zip(_labels(rs), comparable)]
+    published = published_numbers(direction) if any(comparable) else {}
+    labels = [lab if ok or not published else f"{lab} (not comparable)"
+              for lab, ok in zip(column_labels(rs), comparable)]
     header = ["metric"] + labels + [f"{m} (report)" for m in published]
     rows = []
     for metric in ALL_METRICS:
@@ -132,7 +113,7 @@ def ident_table(runs: list[dict], direction: str) -> tuple[list[str], list[list[
     for r in runs:
         i = r["summary"].get("identification") or {}
         if r["summary"]["direction"] == direction and i:
-            rows.append([_label(r), _data_name(r["summary"]), f"{i['rank1']:.2f}", f"{i['rank5']:.2f}",
+            rows.append([run_label(r), _data_name(r["summary"]), f"{i['rank1']:.2f}", f"{i['rank5']:.2f}",
                          f"{i['chance_rank1']:.2f}", f"{i['chance_rank5']:.2f}", str(i["n"])])
     return header, rows
 
@@ -153,69 +134,6 @@ def facts_table(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
                      f"{len(split.train)}/{s.get('test_pairs', len(split.test))}", str(s["n"]), str(s["image_size"]),
                      str(len(r["history"])) if r["history"] else "-", device, f"{seconds:.0f} s"])
     return header, rows
-
-
-def _tile(path: Path) -> Image.Image:
-    from facesketch.data.images import load_array
-    try:
-        return Image.fromarray(load_array(path, TILE)).convert("RGB")
-    except (OSError, ValueError):  # gone since evaluation: a grey tile, the numbers still stand
-        return Image.new("RGB", (TILE, TILE), (200, 200, 200))
-
-
-def sample_grid(runs: list[dict], direction: str) -> Image.Image | None:
-    """Rows: the first run's first test faces (original view); columns: input, ground truth, each
-    model's prediction of that same face (grey where a run was not tested on it)."""
-    rs = [r for r in runs if r["summary"]["direction"] == direction]
-    if not rs:
-        return None
-    faces = evaluated_pairs(rs[0])[:GRID_FACES]
-    tested = [{str(p.photo.resolve()): p.stem for p in evaluated_pairs(r)} for r in rs]
-    cols = ["input", "ground truth"] + _labels(rs)
-    grid = Image.new("RGB", (TILE * len(cols), 18 + TILE * len(faces)), "white")
-    draw = ImageDraw.Draw(grid)
-    for j, name in enumerate(cols):
-        draw.text((j * TILE + 4, 3), name, fill=(0, 0, 0))
-    for i, pair in enumerate(faces):
-        src, tgt = (pair.photo, pair.sketch) if direction == "photo2sketch" else (pair.sketch, pair.photo)
-        tiles = [_tile(src), _tile(tgt)]
-        for r, stems in zip(rs, tested):
-            stem = stems.get(str(pair.photo.resolve()))
-            tiles.append(_tile(r["eval"] / "pred" / f"{stem}_v0.png") if stem else _tile(Path("")))
-        for j, t in enumerate(tiles):
-            grid.paste(t, (j * TILE, 18 + i * TILE))
-    return grid
-
-
-def loss_figure(runs: list[dict], direction: str) -> Image.Image | None:
-    seen, rs = set(), []
-    for r in runs:  # a run evaluated on several data sets has one history
-        if r["summary"]["direction"] == direction and r["history"] and r["path"] not in seen:
-            seen.add(r["path"])
-            rs.append(r)
-    if not rs:
-        return None
-    fig, axes = plt.subplots(1, len(rs), figsize=(3.2 * len(rs), 2.8), squeeze=False)
-    for ax, r in zip(axes[0], rs):
-        h = r["history"]
-        epochs = [int(x["epoch"]) for x in h]
-        ax.plot(epochs, [float(x["train_loss"]) for x in h], marker="o", ms=3, label="train")
-        ax.plot(epochs, [float(x["test_loss"]) for x in h], marker="o", ms=3, ls="--", label="test")
-        for x_prev, x in zip(h, h[1:]):
-            if x["stage"] != x_prev["stage"]:
-                ax.axvline(int(x["epoch"]) - 0.5, color="grey", lw=0.8)
-        losses = "/".join(dict.fromkeys(x["loss"] for x in h))
-        ax.set_title(f"{_label(r, data=False)} ({losses})", fontsize=9)
-        ax.set_xlabel("epoch", fontsize=8)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.tick_params(labelsize=7)
-        ax.legend(fontsize=7)
-    fig.suptitle(f"training loss, {direction}", fontsize=10)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return Image.open(io.BytesIO(buf.getvalue()))
 
 
 def _md_table(header, rows) -> str:

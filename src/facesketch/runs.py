@@ -30,6 +30,23 @@ CUFS_STUDENT_PAIRS, CUFS_STANDARD_TRAIN = 188, 88
 _CUFS_PHOTO = re.compile(r"^[fm]1?-\d{3}-01$")
 _CUFS_STANDARD_SKETCH = re.compile(r"^([FM])2-(\d{3}-01)-sz1$")
 _STANDARD = {"F": range(5, 39), "M": range(8, 63)}  # the literature's 88 training identities (m-020 absent)
+PRED_DIR = "pred"  # EVAL/pred/ holds one PNG per test image, named by pred_filename
+_PRED_FILE = re.compile(r"_v[0-7]\.png$")
+
+
+def item_name(stem: str, view: int) -> str:
+    """A test image's name in metrics.csv: the pair's stem and its view, '<stem>/v<view>'."""
+    return f"{stem}/v{view}"
+
+
+def pred_filename(stem: str, view: int) -> str:
+    """The PNG of the prediction for pair `stem` in `view`, inside EVAL/pred/: '<stem>_v<view>.png'."""
+    return f"{stem}_v{view}.png"
+
+
+def is_pred_filename(name: str) -> bool:
+    """Whether a file name is one pred_filename writes (and a new evaluation may replace)."""
+    return _PRED_FILE.search(name) is not None
 
 
 def check_run_dir(run: Path) -> None:

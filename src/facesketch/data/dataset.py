@@ -1,4 +1,4 @@
-"""PyTorch Dataset/DataLoader over a split: yields (src, tgt, name) for a direction.
+"""PyTorch Dataset/DataLoader over a split: yields (src, tgt, pair index, view) for a direction.
 
 Caching: every pair is decoded and resized ONCE into a uint8 tensor (188 CUFS pairs at 256x256
 are 70 MiB); the 8 views are then served on the fly as flips/rotations of the cached tensor.
@@ -8,8 +8,6 @@ its JPEG files (17x); caching all 8 views would cost 8x the memory for no measur
 
 from __future__ import annotations
 
-from enum import Enum
-
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -18,27 +16,17 @@ from tqdm import tqdm
 from facesketch.data.augment import apply_view
 from facesketch.data.images import load_array
 from facesketch.data.pairs import Pair
-
-
-class Direction(str, Enum):
-    photo2sketch = "photo2sketch"
-    sketch2photo = "sketch2photo"
-
-
-def parse_direction(value: str) -> Direction:
-    try:
-        return Direction(value)
-    except ValueError:
-        raise ValueError(f"direction must be photo2sketch or sketch2photo, got {value!r}") from None
+from facesketch.direction import Direction, parse_direction
 
 
 class PairDataset(Dataset):
-    """Items are (src, tgt, name): float32 CxHxW in [0, 1], name '<photo stem>/v<view>'."""
+    """Items are (src, tgt, pair index, view): float32 CxHxW in [0, 1], then two ints (a DataLoader
+    collates them into int64 tensors); the pair is `self.pairs[pair index]`, its name `.stem`."""
 
     def __init__(self, pairs: list[Pair], *, size: int, direction: Direction | str,
                  views: tuple[int, ...] = (0,), sketch_channels: int = 3, fit: str = "stretch",
                  progress: bool = False):
-        self.direction = parse_direction(direction) if isinstance(direction, str) else direction
+        self.direction = parse_direction(direction)
         self.pairs, self.views, self.size = list(pairs), tuple(views), size
         it = tqdm(self.pairs, desc=f"loading {len(self.pairs)} pairs", disable=not progress, leave=False)
         photos, sketches = [], []
@@ -61,7 +49,7 @@ class PairDataset(Dataset):
         photo = apply_view(self.photos[i], view).float().div_(255.0)
         sketch = apply_view(self.sketches[i], view).float().div_(255.0)
         src, tgt = (photo, sketch) if self.direction == Direction.photo2sketch else (sketch, photo)
-        return src, tgt, f"{self.pairs[i].stem}/v{view}"
+        return src, tgt, i, view
 
 
 def _seed_worker(worker_id: int) -> None:

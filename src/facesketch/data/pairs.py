@@ -14,8 +14,6 @@ Validation collects every problem before reporting, and never writes to the data
 
 from __future__ import annotations
 
-import csv
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +23,6 @@ from PIL import Image
 from facesketch import FacesketchError
 from facesketch.data.images import IMAGE_SUFFIXES, MIN_SIDE, read_image, shown
 
-MANIFEST_COLUMNS = ("photo", "sketch", "split", "identity")
 # Photo and sketch of one pair may differ in size (both are stretched to the model's square), but
 # aspect ratios further apart than this mean the two are probably not the same picture.
 MAX_ASPECT_MISMATCH = 0.05
@@ -111,16 +108,17 @@ def find_pairs(root: str | Path, *, check_images: bool = True) -> PairSet:
 
 
 def _discover(root: Path) -> PairSet:
+    from facesketch.data.manifest import read_manifest  # it builds Pairs: imported here, not at the top
     if root.is_file():
         if root.suffix.lower() != ".csv":
             return PairSet(root, "missing", problems=[f"{shown(root)}: expected a dataset folder or a .csv manifest"])
-        return _from_manifest(root)
+        return read_manifest(root)
     folders = _find_folders(root)
     if folders is not None:
         return _from_folders(root, *folders)
     csvs = sorted(root.glob("*.csv"))
     if len(csvs) == 1:
-        return _from_manifest(csvs[0])
+        return read_manifest(csvs[0])
     return PairSet(root, "missing", problems=[
         f"{shown(root)}: expected photos/ + sketches/ (or A/ + B/) folders or one CSV manifest "
         "with columns photo,sketch[,split][,identity]"])
@@ -186,92 +184,6 @@ def _from_folders(root: Path, photo_dir: Path, sketch_dir: Path) -> PairSet:
             hint = f"{k}-sz1.jpg" if cufs else f"{k}.*"
             out.problems.append(f"{p}: photo has no sketch (expected {sketch_dir.name}/{hint})")
     return out
-
-
-def _from_manifest(path: Path) -> PairSet:
-    out = PairSet(path, "manifest")
-    where = shown(path)
-    try:
-        # utf-8-sig: spreadsheet programs start their CSV files with a byte-order mark
-        with path.open(encoding="utf-8-sig", newline="") as f:
-            reader = csv.reader(f)
-            rows = [(reader.line_num, r) for r in reader if any(c.strip() for c in r)]
-    except UnicodeDecodeError as e:
-        out.problems.append(f"{where}: not a UTF-8 text file ({e.reason} at byte {e.start}); save it as UTF-8 CSV")
-        return out
-    except (OSError, csv.Error) as e:
-        out.problems.append(f"{where}: cannot read CSV ({e})")
-        return out
-    expected = "expected a header row photo,sketch[,split][,identity]"
-    if not rows:
-        out.problems.append(f"{where}: the manifest is empty; {expected} and one row per pair")
-        return out
-    header = [c.strip().lower() for c in rows[0][1]]
-    if not {"photo", "sketch"} <= set(header):
-        hint = " (is it separated by ';'? use ',')" if any(";" in c for c in header) else ""
-        out.problems.append(f"{where}:{rows[0][0]}: header {','.join(header)!r} lacks "
-                            f"{' and '.join(c for c in ('photo', 'sketch') if c not in header)}; {expected}{hint}")
-        return out
-    if len(rows) == 1:
-        out.problems.append(f"{where}: the manifest has a header but no rows; expected one row per pair")
-        return out
-    ignored = [c for c in header if c not in MANIFEST_COLUMNS]
-    if ignored:
-        out.notes.append(f"{where}: ignored column(s) {', '.join(ignored)} (known: {', '.join(MANIFEST_COLUMNS)})")
-    seen_photo: dict[Path, int] = {}
-    seen_sketch: dict[Path, tuple[int, str]] = {}
-    for i, cells in rows[1:]:
-        extra = cells[len(header):]
-        if len(cells) < len(header) or any(c.strip() for c in extra):
-            out.problems.append(f"{where}:{i}: {len(cells)} field(s), expected {len(header)} "
-                                f"({','.join(header)})")
-            continue
-        row = {k: c.strip() for k, c in zip(header, cells)}
-        resolved = {}
-        for col in ("photo", "sketch"):
-            if not row[col]:
-                out.problems.append(f"{where}:{i}: empty {col} cell")
-            elif (p := _manifest_path(path.parent, row[col])) is None:
-                out.problems.append(f"{where}:{i}: {col} {row[col]!r} leaves the manifest's folder; relative "
-                                    "paths must stay inside it")
-            else:
-                resolved[col] = p
-        split = (row.get("split") or "").lower() or None
-        if split not in (None, "train", "test"):
-            out.problems.append(f"{where}:{i}: split must be 'train' or 'test', got {split!r}")
-        if len(resolved) < 2:
-            continue
-        photo, sketch = resolved["photo"], resolved["sketch"]
-        bad = [str(p) for p in (photo, sketch) if not p.is_file()]
-        if bad:
-            out.problems.append(f"{where}:{i}: missing file {', '.join(bad)}")
-            continue
-        rp, rs = photo.resolve(), sketch.resolve()
-        if rp == rs:
-            out.problems.append(f"{where}:{i}: photo and sketch are the same file {photo.name}")
-            continue
-        if rp in seen_photo:
-            out.problems.append(f"{where}:{i}: photo {photo.name} is already paired on line {seen_photo[rp]}")
-            continue
-        if rs in seen_sketch:
-            line, other = seen_sketch[rs]
-            out.problems.append(f"{where}:{i}: sketch {sketch.name} is already paired with photo {other} "
-                                f"on line {line}")
-            continue
-        seen_photo[rp], seen_sketch[rs] = i, (i, photo.name)
-        out.pairs.append(Pair(photo, sketch, split, row.get("identity") or None))
-    return out
-
-
-def _manifest_path(base: Path, cell: str) -> Path | None:
-    """base/cell, or None when a relative cell climbs out of base; absolute paths are kept as written
-    (a run's split.csv uses them)."""
-    if Path(cell).is_absolute():
-        return Path(cell)
-    norm = os.path.normpath(cell)
-    if norm == os.pardir or norm.startswith(os.pardir + os.sep):
-        return None
-    return base / norm
 
 
 def _check_images(out: PairSet) -> None:

@@ -30,11 +30,7 @@ def to_grey(x: torch.Tensor) -> torch.Tensor:
 
 
 class _Baseline(nn.Module):
-    learned = False
     image_size = 256
-    default_loss = None
-    default_schedule = ()
-    uses_view = False
 
     def __init__(self, *, channels: int = 3):
         super().__init__()
@@ -66,7 +62,6 @@ class GreyBaseline(_Baseline):
 
 @register_model("mean", spec=ModelSpec(image_size=256, learned=False, uses_view=True))
 class MeanBaseline(_Baseline):
-    uses_view = True
 
     def __init__(self, *, channels: int = 3, image_size: int = 256):
         super().__init__(channels=channels)

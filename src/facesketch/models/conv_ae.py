@@ -36,11 +36,7 @@ def up(cin: int, f: int, dropout: bool) -> nn.Sequential:
 class ConvAE(nn.Module):
     """(N, 3, 256, 256) in [0, 1] -> (N, 3, 256, 256), linear (clip to [0, 1] for images)."""
 
-    learned = True
     image_size = 256
-    default_loss = "mae"
-    default_schedule = (("mae", 100),)
-    channels_last = True  # ~1.5x faster training on CPU (bench/README.md)
 
     def __init__(self, *, channels: int = 3):
         super().__init__()

@@ -19,10 +19,7 @@ DECODER = (64, 128, 256, 512, 1024, 2048, 4096)
 class DenseAE(nn.Module):
     """(N, 3, S, S) in [0, 1] -> (N, 3, S, S) in (0, 1); S = 128 in the report."""
 
-    learned = True
     image_size = 128
-    default_loss = "mse"
-    default_schedule = (("mse", 100),)
 
     def __init__(self, *, image_size: int = 128, channels: int = 3):
         super().__init__()

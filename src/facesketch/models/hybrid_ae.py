@@ -72,10 +72,7 @@ class UpConvT3(nn.Module):
 class HybridAE(nn.Module):
     """(N, 3, 256, 256) in [0, 1] -> (N, 3, 256, 256) >= 0 (ReLU output)."""
 
-    learned = True
     image_size = 256
-    default_loss = "mse"
-    default_schedule = (("mse", 100), ("mae", 50))
 
     def __init__(self, *, channels: int = 3):
         super().__init__()

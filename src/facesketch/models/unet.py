@@ -31,11 +31,7 @@ def _init_pix2pix(module: nn.Module) -> None:
 class UNet(nn.Module):
     """(N, C, 256, 256) in [0, 1] -> (N, C, 256, 256) in [0, 1]."""
 
-    learned = True
     image_size = 256
-    default_loss = "mae"
-    default_schedule = (("mae", 100),)
-    default_optim = {"lr": 2e-4, "betas": (0.5, 0.999)}  # pix2pix's Adam settings
 
     def __init__(self, *, channels: int = 3, ngf: int = 64, levels: int = 8):
         super().__init__()
