@@ -284,3 +284,47 @@ def test_data_check_survives_everything_at_once(latin1_named):
         r = runner.invoke(app, ["data", "check", str(root), *args])
         _ok_exit(r, 1)
     assert "dora.tif: mode F image has values 7..7, outside 0..1" in r.output
+
+
+# --- what `data check` says when it reads no dataset, or skips something (issue 8, item 16) -----
+
+def test_a_data_folder_not_named_in_utf8_says_so(tmp_path):
+    root = Path(os.fsdecode(os.fsencode(tmp_path) + b"/nu\xff"))
+    _generic(root, ["anna", "bob"])
+    r = runner.invoke(app, ["data", "check", str(root)])
+    _ok_exit(r, 1)
+    assert r.output.splitlines()[0] == f"dataset   {tmp_path}/nu\\xff (not read: its path is not valid UTF-8)"
+    assert "missing" not in r.output
+
+
+def test_a_folder_inside_photos_is_noted_as_a_skipped_folder(tmp_path):
+    root = _generic(tmp_path / "d", ["anna", "bob"])
+    (root / "photos" / "old").mkdir()
+    (root / "photos" / os.fsdecode(b"vieux\xe9")).mkdir()
+    (root / "photos" / "readme.txt").write_text("not an image")
+    notes = find_pairs(root).notes
+    assert f"skipped folder {root / 'photos' / 'old'} (folders inside the photo folder are not read)" in notes
+    assert any(n.startswith(f"skipped folder {root / 'photos'}/vieux\\xe9 ") for n in notes)
+    assert f"skipped {root / 'photos' / 'readme.txt'} (not an image file)" in notes
+    assert len(notes) == 3  # each once, none also as "not an image file"
+
+
+def test_several_csv_manifests_are_named(tmp_path):
+    root = tmp_path / "d"
+    _generic(root / "imgs", ["anna"])
+    for name in ("b.csv", "a.csv"):
+        (root / name).write_text("photo,sketch\nimgs/photos/anna.png,imgs/sketches/anna.png\n")
+    r = runner.invoke(app, ["data", "check", str(root)])
+    _ok_exit(r, 1)
+    assert r.output.splitlines()[0] == f"dataset   {root} (not read: 2 CSV manifests and no photos/ + sketches/)"
+    assert f"PROBLEM   {root}: found 2 CSV manifests (a.csv, b.csv) and no photos/ + sketches/ (or A/ + B/) " \
+           f"folders; give the one to use as the dataset path, e.g. {root / 'a.csv'}" in r.output
+    _ok_exit(runner.invoke(app, ["data", "check", str(root / "a.csv"), "--protocol", "random"]), 1)  # 1 pair
+
+
+def test_a_missing_dataset_is_still_named_as_missing(tmp_path):
+    r = runner.invoke(app, ["data", "check", str(tmp_path / "nope")])
+    _ok_exit(r, 1)
+    assert r.output.splitlines()[0] == f"dataset   {tmp_path / 'nope'} (not read: no such file or folder)"
+    assert json.loads(runner.invoke(app, ["data", "check", str(tmp_path / "nope"), "--json"]).stdout)["layout"] \
+        == "missing"

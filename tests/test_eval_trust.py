@@ -99,8 +99,9 @@ def test_report_reevaluates_a_run_whose_weights_changed(base, tmp_path, capsys):
     run = _copy(base["mean"], tmp_path)
     first = evaluate(run, progress=False, save_images=False)
     assert first["weights_sha256"] == _sha(run / "model.safetensors")
-    # `train --overwrite` (or --resume) replaces the weights and leaves eval/ behind
-    shutil.copy(base["mean_s1"] / "model.safetensors", run / "model.safetensors")
+    # `train --overwrite` replaces the weights (and the split.csv they record) and leaves eval/ behind
+    for name in ("model.safetensors", "split.csv"):
+        shutil.copy(base["mean_s1"] / name, run / name)
     write_report([run], tmp_path / "rep", progress=False)
     now = json.loads((run / "eval" / "summary.json").read_text())
     assert now["weights_sha256"] == _sha(run / "model.safetensors") != first["weights_sha256"]
@@ -435,3 +436,166 @@ def test_report_cells_and_bold_marks_match_the_summaries(base, tmp_path):
             text = f"{values[model]:.2f}" if metric == "psnr" else f"{values[model]:.3f}"
             assert cell == (f"**{text}**" if values[model] == best else text), (metric, model)
     assert [cells[0].removesuffix(" ^") for cells in rows[2:]] == list(ALL_METRICS)
+
+
+# --- issue 8: no silent data loss, no silently wrong numbers ----------------------------------------------
+
+def _files(folder: Path) -> dict:
+    """Every entry under folder with its bytes (None for a folder): what must not change."""
+    return {p.relative_to(folder): (p.read_bytes() if p.is_file() else None) for p in folder.rglob("*")}
+
+
+def _interrupted_run(root: Path, data: Path, monkeypatch) -> Path:
+    """A 3-epoch run stopped by Ctrl-C in its second epoch (a small dense_ae: seconds)."""
+    import facesketch.train as T
+    real, calls = T._epoch, []
+
+    def epoch(*args, **kwargs):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(T, "_epoch", epoch)
+    cfg = RunConfig(model="dense_ae", direction="photo2sketch", data=str(data), protocol="random", test_fraction=0.34,
+                    epochs=3, batch_size=8, runs_dir=str(root), views="identity", model_kwargs={"image_size": 32})
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=False)
+    monkeypatch.setattr(T, "_epoch", real)
+    return cfg.run_dir
+
+
+def test_an_interrupted_run_is_evaluated_and_reported_as_unfinished(base, synth_dir, tmp_path, monkeypatch):
+    run = _interrupted_run(tmp_path / "runs", synth_dir, monkeypatch)
+    with (run / "history.csv").open() as f:
+        assert len(list(csv.DictReader(f))) == 1  # one epoch of the 3 planned (dense_ae: a single stage)
+    r = runner.invoke(app, ["evaluate", str(run), "--no-images"])
+    assert r.exit_code == 0, r.output
+    note = next(line for line in r.output.splitlines() if line.startswith("note:"))
+    assert "unfinished" in note and "1 of 3 epochs" in note and "--resume" in note
+    assert json.loads((run / "eval" / "summary.json").read_text())["unfinished"] == {"epochs": 1, "of": 3}
+    mean = _copy(base["mean"], tmp_path)  # a baseline has no schedule: never unfinished
+    assert evaluate(mean, progress=False, save_images=False)["unfinished"] is None
+    md = (write_report([run, mean], tmp_path / "rep", progress=False).parent / "report.md").read_text()
+    (rows,) = _metric_tables(md).values()
+    assert rows[0] == ["metric", "dense_ae (unfinished 1/3)", "mean"]
+    facts = {cells[0]: cells for cells in ([c.strip() for c in line.strip().strip("|").split("|")]
+                                            for line in md.split("## Runs")[1].splitlines() if line.startswith("| "))}
+    epochs = facts["run"].index("epochs")
+    assert facts[run.name][epochs] == "1 of 3 (unfinished)" and facts[mean.name][epochs] == "-"
+
+
+def test_evaluate_never_writes_into_a_folder_it_did_not_write(base, tmp_path, synth_copy, other_dir):
+    run = _copy(base["mean"], tmp_path)
+    evaluate(run, progress=False, save_images=False)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "summary.json").write_text('{"my": "results"}')
+    (mine / "metrics.csv").write_text("subject,score\n1,0.5\n")
+    other_run = tmp_path / "other-run"
+    shutil.copytree(base["mean_s1"], other_run)
+    evaluate(other_run, out=tmp_path / "theirs", progress=False, save_images=False)
+    twin = tmp_path / "elsewhere" / "other"  # another data set with the same folder name
+    shutil.copytree(other_dir, twin)
+    evaluate(run, data=other_dir, progress=False, save_images=False)  # into RUN/eval-other
+    cases = [(["--out", str(mine)], mine, "summary.json"), (["--out", str(run)], run, "config.yaml"),
+             (["--out", str(synth_copy)], synth_copy, "photos/"),
+             (["--data", str(other_dir), "--out", str(run / "eval")], run / "eval", "own test split"),
+             (["--out", str(tmp_path / "theirs")], tmp_path / "theirs", str(other_run.resolve())),
+             (["--data", str(twin)], run / "eval-other", str(other_dir.resolve()))]
+    for args, folder, held in cases:
+        before = _files(folder)
+        r = runner.invoke(app, ["evaluate", str(run), "--no-images", *args])
+        assert r.exit_code == 2, (args, r.output)
+        (line,) = [x for x in r.output.splitlines() if x.startswith("error:")]
+        assert str(folder) in line and held in line, line
+        assert _files(folder) == before, args
+
+
+def test_evaluate_again_into_its_own_folder_is_fine(base, tmp_path, other_dir):
+    run = _copy(base["mean"], tmp_path)
+    first = evaluate(run, progress=False)
+    again = evaluate(run, progress=False)
+    assert again["metrics"] == first["metrics"]
+    out = tmp_path / "cross"
+    for _ in range(2):
+        evaluate(run, data=other_dir, out=out, progress=False, save_images=False)
+    moved = tmp_path / "moved" / run.name  # a copied run folder: its eval/ is still its own
+    shutil.copytree(run, moved)
+    assert evaluate(moved, progress=False)["run"] == str(moved.resolve())
+
+
+def test_no_images_leaves_no_pred_folder_and_no_stale_predictions(base, tmp_path):
+    run = _copy(base["mean"], tmp_path)
+    evaluate(run, progress=False, save_images=False)
+    assert not (run / "eval" / "pred").exists()
+    evaluate(run, progress=False)
+    assert len(list((run / "eval" / "pred").glob("*.png"))) == 4
+    evaluate(run, progress=False, save_images=False)  # the older images would outlive their numbers
+    assert not (run / "eval" / "pred").exists()
+
+
+def test_split_csv_with_a_byte_order_mark_reads_like_without(base, tmp_path):
+    from facesketch.data.protocols import read_split_manifest
+    run = _copy(base["mean"], tmp_path)
+    before, plain = evaluate(run, progress=False, save_images=False), read_split_manifest(run / "split.csv")
+    (run / "split.csv").write_bytes(b"\xef\xbb\xbf" + (run / "split.csv").read_bytes())  # saved by a spreadsheet
+    assert read_split_manifest(run / "split.csv") == plain
+    _set_meta(run / "model.safetensors", split_sha256=None)  # a run from before the split's hash was recorded
+    assert evaluate(run, progress=False, save_images=False)["metrics"] == before["metrics"]
+
+
+@pytest.mark.parametrize("fields", [1, 6])
+def test_a_split_csv_row_with_too_few_or_many_fields_says_so(base, tmp_path, fields):
+    run = _copy(base["mean"], tmp_path)
+    lines = (run / "split.csv").read_text().splitlines()
+    header, cells = lines[0], lines[6].split(",")
+    lines[6] = ",".join(cells[:1] if fields == 1 else cells + ["extra"])
+    (run / "split.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(FacesketchError) as e:
+        evaluate(run, progress=False)
+    columns = header.split(",")
+    assert _one_line(e) == f"{run / 'split.csv'}:7: {fields} field(s), expected {len(columns)} ({header})"
+
+
+def test_evaluating_on_the_training_data_says_it_is_not_a_fair_test(base, tmp_path, synth_dir):
+    run = _copy(base["mean"], tmp_path)
+    r = runner.invoke(app, ["evaluate", str(run), "--data", str(synth_dir), "--no-images"])
+    assert r.exit_code == 0, r.output
+    train_rows = [row for row in _split_rows(run) if row["split"] == "train"]
+    n_pairs = len(list((synth_dir / "photos").iterdir()))
+    assert (len(train_rows), n_pairs) == (8, 12)
+    notes = [line for line in r.output.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and f"{len(train_rows)} of the {n_pairs} test pairs were training pairs" in notes[0]
+    summary = json.loads((run / "eval-data" / "summary.json").read_text())
+    assert summary["train_overlap"] == 8 and notes[0].removeprefix("note: ") in summary["notes"]
+    md = (write_report([run / "eval-data"], tmp_path / "rep", progress=False).parent / "report.md").read_text()
+    ((caption, rows),) = _metric_tables(md).items()
+    assert rows[0] == ["metric", "mean [trained on data]"] and caption.startswith("data (12 pairs)")
+    assert "were trained on X and measured here on data" in caption and "mean [trained on data]: 8 of 12" in caption
+    assert "other data" not in caption and "cross-dataset" not in caption
+
+
+@pytest.mark.parametrize("edit", ["train row moved to test", "test row points at a training sketch"])
+def test_split_csv_edited_after_training_is_refused(base, tmp_path, edit):
+    run = _copy(base["mean"], tmp_path)
+    # what `facesketch train` records: the hash of split.csv as it wrote it
+    _set_meta(run / "model.safetensors", split_sha256=_sha(run / "split.csv"))
+    evaluate(run, progress=False, save_images=False)  # untouched: evaluated as ever
+    rows, fields = _split_rows(run), list(_split_rows(run)[0])
+    train_row, test_row = (next(r for r in rows if r["split"] == part) for part in ("train", "test"))
+    if edit == "train row moved to test":
+        train_row.update(split="test", views=test_row["views"])
+    else:
+        test_row["sketch"] = train_row["sketch"]
+    with (run / "split.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    with pytest.raises(FacesketchError) as e:
+        evaluate(run, progress=False, save_images=False)
+    assert str(run / "split.csv") in _one_line(e) and "changed since training" in str(e.value)
+    with pytest.raises(FacesketchError, match="changed since training"):
+        write_report([run], tmp_path / "rep", progress=False)
+    _set_meta(run / "model.safetensors", split_sha256=None)  # an older run records no hash: not checked
+    assert evaluate(run, progress=False, save_images=False)["n"] == 4 + (edit == "train row moved to test")

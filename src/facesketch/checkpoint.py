@@ -12,6 +12,7 @@ the previous good file intact; an interrupted write (an error, Ctrl-C) removes i
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -26,6 +27,12 @@ from facesketch import FacesketchError, __version__
 
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "checkpoint.safetensors"
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 hex digest of a file's bytes (weights, split.csv: what an evaluation measured)."""
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def versions() -> dict:
@@ -65,8 +72,8 @@ def save_model(model: nn.Module, meta: dict, path: Path) -> None:
 def load_weights(model: nn.Module, path: Path) -> dict:
     """Load weights into `model`; returns the metadata. Clear error on any mismatch."""
     tensors, meta = _read(path)
-    tensors = {k[len("model."):] if k.startswith("model.") else k: v for k, v in tensors.items()
-               if not k.startswith(("optim", "rng", "disc"))}
+    if any(k.startswith("model.") for k in tensors):  # a checkpoint: the model's own tensors only
+        tensors = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as e:

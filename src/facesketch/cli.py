@@ -51,8 +51,12 @@ def data_check(
                                                   "(default 0.2; other protocols ignore it, with a note)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of a summary"),
 ):
-    """Validate a dataset: pairing, readable images, sizes; show the split. Exit 1 if unusable."""
-    from facesketch.data.check import check_dataset, format_check
+    """Validate a dataset: pairing, readable images, sizes; show the split. Exit 1 if unusable, 2 for a bad option."""
+    from facesketch.data.check import check_dataset, check_split_options, format_check
+    try:  # a bad option is the command line's mistake, not the dataset's: exit 2, as `train` does
+        check_split_options(protocol, seed, test_fraction)
+    except FacesketchError as e:
+        _fail(str(e))
     report = check_dataset(path, protocol=protocol, seed=seed, test_fraction=test_fraction)
     typer.echo(json.dumps(report) if as_json else format_check(report, path))
     raise typer.Exit(0 if not report["problems"] else 1)
@@ -67,12 +71,13 @@ def data_synth(
                                    "(never any other file)"),
 ):
     """Draw N synthetic face photo/sketch pairs (200x250, CUFS layout) into a new or empty folder."""
+    from facesketch.data.images import shown
     from facesketch.data.synthetic import write_synthetic
     try:
         write_synthetic(out, n=n, seed=seed, overwrite=overwrite)
     except FacesketchError as e:
         _fail(str(e))
-    typer.echo(f"wrote {n} pairs to {out}/photos and {out}/sketches")
+    typer.echo(f"wrote {n} pairs to {shown(out)}/photos and {shown(out)}/sketches")
 
 
 @app.command("models")
@@ -153,7 +158,8 @@ def evaluate_cmd(
     protocol: Optional[str] = typer.Option(None, help="with --data: score only this protocol's test split of it "
                                            "(default: every pair, original view)"),
     out: Optional[Path] = typer.Option(None, "--out", help="output folder (default RUN/eval, with --data "
-                                       "RUN/eval-<data name>[-<protocol>])"),
+                                       "RUN/eval-<data name>[-<protocol>]): new or empty, or an earlier "
+                                       "evaluation of this run on the same data and protocol"),
     no_images: bool = typer.Option(False, "--no-images", help="skip writing prediction PNGs"),
     *, opts: dict,
 ):
@@ -168,7 +174,10 @@ def evaluate_cmd(
     device = opts["device"]
     if device not in ("auto", "cpu", "cuda", "mps") and not (device.startswith("cuda:") and device[5:].isdigit()):
         _fail(f"--device must be auto, cpu, cuda, cuda:N or mps, got {device!r}")
-    summary = evaluate(run, data=data, protocol=protocol, out=out, device=device, save_images=not no_images)
+    try:
+        summary = evaluate(run, data=data, protocol=protocol, out=out, device=device, save_images=not no_images)
+    except FacesketchError as e:
+        _fail(str(e))
     m = summary["metrics"]
     on = f" on {data}" if data is not None else ""
     typer.echo(f"{summary['model']} {summary['direction']}{on} ({summary['protocol']}, n={summary['n']}): "
@@ -224,3 +233,9 @@ def main() -> None:
     except (KeyboardInterrupt, _Interrupted):
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except OSError as e:
+        # a path the operating system refuses (a file where a folder must go, no permission, a
+        # full disk): the path and the system's reason, not a traceback
+        where = f"{e.filename}: " if e.filename else ""
+        typer.echo(f"error: {where}{e.strerror or e}", err=True)
+        sys.exit(1)

@@ -40,6 +40,17 @@ def _show(v) -> str:
     return "default" if v is None else ("yes" if v is True else "no" if v is False else str(v))
 
 
+SYNTHETIC_PREFIX = "data-synthetic-"  # runs_dir/data-synthetic-n<N>-s<seed>: the built-in faces (runsetup.py)
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes arrive as lone surrogates
+        return False
+    return True
+
+
 @dataclass
 class RunConfig:
     model: str
@@ -66,7 +77,7 @@ class RunConfig:
     def __post_init__(self):
         """Refuse any value that would fail deep inside training or train silently wrong, in one
         line naming the option (as the CLI spells it) and the value."""
-        from facesketch.data.protocols import PROTOCOLS
+        from facesketch.data.check import check_split_options
         from facesketch.registry import list_models
         names = sorted(list_models())
         if self.model not in names:
@@ -88,15 +99,10 @@ class RunConfig:
             raise FacesketchError(f"--epochs-scale must be a positive finite number, got {self.epochs_scale}")
         if self.lr is not None and (not _is_finite(self.lr) or self.lr <= 0):
             raise FacesketchError(f"--lr must be a positive finite number, got {self.lr}")
-        if not _is_int(self.seed) or not 0 <= self.seed <= MAX_SEED:
-            raise FacesketchError(f"--seed must be an integer from 0 to {MAX_SEED}, got {self.seed}")
+        check_split_options(self.protocol, self.seed, self.test_fraction)  # worded once, for `data check` too
         if not _is_int(self.synthetic_n) or self.synthetic_n < 2:
             raise FacesketchError(f"--synthetic-n must be an integer of at least 2 (a train and a test pair), "
                                   f"got {self.synthetic_n}")
-        if self.test_fraction is not None and (not _is_finite(self.test_fraction) or not 0 < self.test_fraction < 1):
-            raise FacesketchError(f"--test-fraction must be between 0 and 1 (exclusive), got {self.test_fraction}")
-        if self.protocol is not None and self.protocol not in PROTOCOLS:
-            raise FacesketchError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
         if self.views not in ("all", "identity"):
             raise FacesketchError(f"--views must be all or identity, got {self.views!r}")
         if self.gan and self.model != "unet":
@@ -106,6 +112,13 @@ class RunConfig:
                                       or "/" in self.name or "\\" in self.name or Path(self.name).is_absolute()):
             raise FacesketchError(f"--name must be a plain folder name, so the run stays inside --runs-dir "
                                   f"(no '/', '..' or absolute path), got {self.name!r}")
+        for flag, value in (("--name", self.name), ("--runs-dir", self.runs_dir)):
+            if isinstance(value, str) and not _is_utf8(value):
+                raise FacesketchError(f"{flag} must be valid UTF-8 (config.yaml, split.csv and reports store it "
+                                      f"as text), got {value!r}")
+        if isinstance(self.name, str) and self.name.startswith(SYNTHETIC_PREFIX):
+            raise FacesketchError(f"--name must not start with {SYNTHETIC_PREFIX!r}: such folders under --runs-dir "
+                                  f"hold the built-in synthetic faces, got {self.name!r}")
         if not _is_int(self.num_workers) or self.num_workers < 0:
             raise FacesketchError(f"num_workers must be a non-negative integer, got {self.num_workers}")
         if not isinstance(self.model_kwargs, dict):

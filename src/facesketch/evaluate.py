@@ -5,6 +5,8 @@ agree: the weights' own metadata is checked against config.yaml first. Without -
 scored on its own test split (all of the protocol's test views; identification on view 0) into
 RUN/eval/; with --data DIR on another paired dataset (every pair, original view; or the test split
 of --protocol P on DIR) into RUN/eval-<DIR name>/. Metrics are computed at the model's own size.
+The output folder must be new or empty, or hold an evaluation of the same run on the same data and
+protocol (which is replaced): nothing else is ever overwritten.
 """
 
 from __future__ import annotations
@@ -31,11 +33,13 @@ from facesketch.identify import PCADescriptor, identification
 from facesketch.metrics import ALL_METRICS, SETTINGS, average, image_metrics
 from facesketch.registry import create_model, model_spec
 from facesketch.runtime import resolve_device
-from facesketch.runs import (PRED_DIR, check_run_dir, check_weights_agree, is_cufs_student, is_pred_filename,
-                             item_name, pred_filename, weights_sha256)
+from facesketch.runs import (PRED_DIR, check_run_dir, check_split_unchanged, check_weights_agree, is_cufs_student,
+                             is_pred_filename, item_name, overlap_note, pred_filename, unfinished, unfinished_note,
+                             weights_sha256)
 
-__all__ = ["check_run_dir", "load_run_model", "predict_dataset", "evaluate", "eval_dir_for"]
+__all__ = ["check_run_dir", "load_run_model", "predict_dataset", "evaluate", "eval_dir_for", "check_out_dir"]
 DEVICES = ("auto", "cpu", "cuda", "mps")
+EVAL_FILES = ("summary.json", "metrics.csv", "test_pairs.csv")  # with PRED_DIR: all an evaluation writes
 
 
 def load_run_model(run: Path) -> tuple[torch.nn.Module, RunConfig]:
@@ -78,6 +82,80 @@ def eval_dir_for(run: Path, data: Path | None = None, protocol: str | None = Non
         return Path(run) / "eval"
     data = Path(data).resolve()
     return Path(run) / f"eval-{data.stem if data.is_file() else data.name}{'-' + protocol if protocol else ''}"
+
+
+def _measured_on(data: str | None, label: str) -> str:
+    return f"its own test split (protocol {label})" if data is None else \
+        f"{data} ({'every pair' if label == 'all' else 'protocol ' + label})"
+
+
+def _facesketch_summary(out: Path) -> dict | None:
+    """out/summary.json when it is an evaluation's summary (even a stale or incomplete one), else None."""
+    try:
+        s = json.loads((out / "summary.json").read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    ok = isinstance(s, dict) and all(isinstance(s.get(k), str) for k in ("model", "direction", "protocol"))
+    return s if ok and "metrics" in s else None
+
+
+def _written_by_evaluate(entry: Path) -> bool:
+    """Whether a folder entry is one an evaluation writes; a summary.json only when damaged (a whole
+    one is an evaluation's by what it says, see _facesketch_summary)."""
+    def first_line() -> str:
+        try:
+            with entry.open(encoding="utf-8", errors="replace") as f:
+                return f.readline().strip()
+        except OSError:
+            return ""
+    if entry.name == PRED_DIR and entry.is_dir():
+        return all(f.is_file() and is_pred_filename(f.name) for f in entry.iterdir())
+    if not entry.is_file():
+        return False
+    if entry.name in {f"{name}.tmp" for name in EVAL_FILES}:
+        return True
+    if entry.name == "metrics.csv":
+        return first_line() == ",".join(["name", *ALL_METRICS])
+    if entry.name == "test_pairs.csv":
+        return first_line().startswith("photo,sketch,split,views")
+    if entry.name == "summary.json":
+        try:
+            json.loads(entry.read_text())
+        except (OSError, UnicodeDecodeError, ValueError):
+            return True  # cut short (a crash, a full disk)
+    return False
+
+
+def check_out_dir(out: Path, run: Path, data: Path | None, label: str) -> None:
+    """`out` takes the evaluation of `run` on `data` (None: its own split) under protocol `label`
+    only when it is new or empty, or holds an evaluation of the same run, data and protocol (or
+    what an interrupted one left); anything else is a one-line error saying what it holds."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise FacesketchError(f"--out {out} is a file; expected a folder for the evaluation")
+    if data is not None and out.resolve() == (run / "eval").resolve():
+        raise FacesketchError(f"--out {out} is kept for the run's evaluation on its own test split; evaluate on "
+                              f"--data {data} into another folder (the default is {eval_dir_for(run, data)})")
+    entries = sorted(out.iterdir())
+    if not entries:
+        return
+    mine = str(data.resolve()) if data is not None else None
+    summary = _facesketch_summary(out)
+    if summary is not None:
+        # a folder inside the run is its own (the run folder may have been moved or copied)
+        same_run = out.resolve().parent == run.resolve() or \
+            isinstance(summary.get("run"), str) and Path(summary["run"]).resolve() == run.resolve()
+        if same_run and summary.get("data") == mine and summary["protocol"] == label:
+            return  # evaluated again: replaced
+        raise FacesketchError(f"{out} holds an evaluation of {summary.get('run') or 'another run'} on "
+                              f"{_measured_on(summary.get('data'), summary['protocol'])}, not of {run} on "
+                              f"{_measured_on(mine, label)}; give --out a new or empty folder")
+    foreign = [e.name + ("/" if e.is_dir() else "") for e in entries if not _written_by_evaluate(e)]
+    if foreign or all(e.name == "summary.json" for e in entries):
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise FacesketchError(f"{out} is not empty and holds no facesketch evaluation (it holds "
+                              f"{shown or 'a summary.json'}); give --out a new or empty folder")
 
 
 def _load_pairs(pairs: list[Pair], source: str, **kwargs) -> PairDataset:
@@ -140,9 +218,18 @@ def evaluate(run: str | Path, *, data: str | Path | None = None, protocol: str |
         raise FacesketchError(f"--out {out} is a file; expected a folder for the evaluation")
     sha = weights_sha256(run / MODEL_FILE) if (run / MODEL_FILE).is_file() else None  # before loading: never newer
     model, cfg = load_run_model(run)
+    check_out_dir(out, run, data, cfg.protocol if data is None else protocol or "all")
+    meta = load_meta(run / MODEL_FILE)
     own = read_split_manifest(run / "split.csv", cfg.protocol)
     test_pairs, views, label, source, dataset, notes = _test_set(run, cfg, own, data, protocol)
-    for note in notes if progress else ():
+    check_split_unchanged(run, meta)  # after reading it: a malformed split.csv is named for what is wrong
+    left = unfinished(cfg, meta)
+    trained_on = {str(p.photo.resolve()) for p in own.train}
+    overlap = sum(str(p.photo.resolve()) in trained_on for p in test_pairs)
+    if overlap:
+        notes.append(overlap_note(overlap, len(test_pairs)))
+    said = ([unfinished_note(run, left)] if left else []) + notes  # the summary keeps the first as "unfinished"
+    for note in said if progress else ():
         print(f"note: {note}", flush=True)
     dev = resolve_device(device)
     model.to(dev)
@@ -151,10 +238,14 @@ def evaluate(run: str | Path, *, data: str | Path | None = None, protocol: str |
     test = _load_pairs(test_pairs, source, views=views, **kwargs)
     # identification's descriptor is always fit on the run's OWN training targets
     train = _load_pairs(own.train, f"{run}/split.csv", views=(0,), **kwargs)
-    (out / PRED_DIR).mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     for old in (out / PRED_DIR).glob("*.png"):  # an earlier evaluation's predictions must not linger
         if is_pred_filename(old.name):
             old.unlink()
+    if save_images:
+        (out / PRED_DIR).mkdir(exist_ok=True)
+    elif (out / PRED_DIR).is_dir() and not any((out / PRED_DIR).iterdir()):
+        (out / PRED_DIR).rmdir()
     rows, probes, gallery = [], {}, {}
     for src, tgt, pred, stem, view in predict_dataset(model, test, name=cfg.model, progress=progress, device=dev):
         m = image_metrics(pred.transpose(1, 2, 0), tgt.transpose(1, 2, 0), sketch=sketch)
@@ -167,14 +258,13 @@ def evaluate(run: str | Path, *, data: str | Path | None = None, protocol: str |
     stems = sorted(probes)
     ident = identification(PCADescriptor(train_targets), np.stack([probes[s] for s in stems]),
                            np.stack([gallery[s] for s in stems])) if len(stems) > 1 and len(train_targets) else {}
-    trained_on = {str(p.photo.resolve()) for p in own.train}
     summary = {"model": cfg.model, "direction": cfg.direction, "protocol": label, "n": len(rows),
                "test_pairs": len(test_pairs), "views": list(views), "image_size": model.image_size,
-               "metrics": average(rows), "identification": ident, "metric_settings": SETTINGS, "run": str(run),
-               "weights_sha256": sha, "device": str(dev), "dataset": dataset,
+               "metrics": average(rows), "identification": ident, "metric_settings": SETTINGS,
+               "run": str(run.resolve()), "weights_sha256": sha, "device": str(dev), "dataset": dataset,
                "data": str(data.resolve()) if data is not None else None,
                "trained_on": _dataset_info(own.train + own.test)["path"],
-               "train_overlap": sum(str(p.photo.resolve()) in trained_on for p in test_pairs), "notes": notes}
+               "train_overlap": overlap, "notes": notes, "unfinished": left}
     _write_csv(out / "metrics.csv", rows)
     write_split_manifest(Split(label, [], list(test_pairs), (0,), tuple(views)), out / "test_pairs.csv")
     tmp = out / "summary.json.tmp"

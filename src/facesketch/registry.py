@@ -23,6 +23,10 @@ class ModelSpec:
     channels_last: train in the channels_last memory layout on CPU (measured, bench/README.md).
     uses_view: forward() takes the dihedral view index of each input (the mean baseline does).
     gan: the model can be trained as a pix2pix generator against a PatchGAN (`--gan`).
+    lr_schedule: "constant" (the report's), or "cosine": a 3% linear warm-up, then cosine decay to
+        zero over each stage.
+    ema: decay of an exponential moving average of the weights (None: none); when set, the
+        average is what is evaluated and saved as model.safetensors.
     demo_epochs: first-stage epochs in `facesketch demo` (None: the model is not in the demo).
     published: the report's Tables I/II numbers for this model, {direction: {metric: value}}.
     """
@@ -34,6 +38,8 @@ class ModelSpec:
     channels_last: bool = False
     uses_view: bool = False
     gan: bool = False
+    lr_schedule: str = "constant"
+    ema: float | None = None
     demo_epochs: int | None = None
     published: dict = field(default_factory=dict)
 

@@ -24,7 +24,7 @@ from facesketch.direction import DIRECTIONS
 from facesketch.metrics import ALL_METRICS, HIGHER_IS_BETTER, SETTINGS
 from facesketch.registry import list_models, model_spec
 from facesketch.report_figures import column_labels, loss_figure, run_label, sample_grid
-from facesketch.runs import evaluated_pairs, load_run
+from facesketch.runs import evaluated_pairs, load_run, overlap_note
 
 MODEL_ORDER = tuple(list_models())  # registration order: the report's models, then ours, then baselines
 
@@ -74,12 +74,15 @@ def test_set_caption(rs: list[dict]) -> str:
         f" (seed {rs[0]['cfg'].seed})" if s["protocol"] == "random" else "")
     n = "/".join(dict.fromkeys(str(r["summary"]["n"]) for r in rs))
     text = f"Measured on {_data_name(s)} ({what}), {split}: {n} test images per model."
-    if any(r["summary"].get("data") for r in rs):
-        text += " Columns marked [trained on X] were trained on other data (cross-dataset)."
-    overlap = [f"{run_label(r)}: {r['summary']['train_overlap']}" for r in rs if r["summary"].get("train_overlap")]
+    if any(r["summary"].get("data") for r in rs):  # evaluate --data: the data may or may not be new to the run
+        text += f" Columns marked [trained on X] were trained on X and measured here on {_data_name(s)}."
+    overlap = [f"{run_label(r)}: {r['summary']['train_overlap']} of {r['summary'].get('test_pairs', '?')}"
+               for r in rs if r["summary"].get("train_overlap")]
     if overlap:
-        text += f" Test pairs that were also training pairs: {', '.join(overlap)}."
-    notes = dict.fromkeys(note for r in rs for note in r["summary"].get("notes") or ())
+        text += f" Test pairs that were training pairs of the run (not a fair test): {', '.join(overlap)}."
+    # each run's overlap note is said per run just above
+    notes = dict.fromkeys(note for r in rs for note in r["summary"].get("notes") or ()
+                          if note != overlap_note(r["summary"].get("train_overlap"), r["summary"].get("test_pairs")))
     return text + "".join(f" Note: {note}." for note in notes)
 
 
@@ -130,9 +133,12 @@ def facts_table(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
         # the device training really used (in the weights' metadata); older runs only have the request
         device = r["meta"].get("device") or f"{c.device} (not recorded)"
         device += f" x{r['meta']['world_size']}" if r["meta"].get("world_size", 1) > 1 else ""
+        epochs = str(len(r["history"])) if r["history"] else "-"
+        if r.get("unfinished"):
+            epochs = f"{r['unfinished']['epochs']} of {r['unfinished']['of']} (unfinished)"
         rows.append([name, c.data or f"synthetic (n={c.synthetic_n}, seed {c.seed})", _data_name(s), s["protocol"],
                      f"{len(split.train)}/{s.get('test_pairs', len(split.test))}", str(s["n"]), str(s["image_size"]),
-                     str(len(r["history"])) if r["history"] else "-", device, f"{seconds:.0f} s"])
+                     epochs, device, f"{seconds:.0f} s"])
     return header, rows
 
 

@@ -20,9 +20,11 @@ TILE = 128
 
 
 def run_label(run: dict, *, data: bool = True) -> str:
-    """The model (+gan); with data, where a cross-dataset evaluation's model was trained."""
-    s = run["summary"]
-    label = s["model"] + ("+gan" if run["cfg"].gan else "")
+    """The model (+gan), '(unfinished N/M)' for a run stopped before the end of its schedule; with
+    data, where the model of an evaluation on other data (`evaluate --data`) was trained."""
+    s, left = run["summary"], run.get("unfinished")
+    label = s["model"] + ("+gan" if run["cfg"].gan else "") + (f" (unfinished {left['epochs']}/{left['of']})"
+                                                             if left else "")
     return label + (f" [trained on {Path(s.get('trained_on') or '?').name}]" if data and s.get("data") else "")
 
 

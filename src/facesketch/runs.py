@@ -9,14 +9,13 @@ is the hash of the weights beside it: anything else is evaluated again, never re
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import re
 import sys
 from pathlib import Path
 
 from facesketch import FacesketchError
-from facesketch.checkpoint import MODEL_FILE, load_meta
+from facesketch.checkpoint import MODEL_FILE, file_sha256, load_meta
 from facesketch.config import RunConfig
 from facesketch.data.pairs import Pair
 from facesketch.data.protocols import read_split_manifest
@@ -59,9 +58,34 @@ def check_run_dir(run: Path) -> None:
         raise FacesketchError(f"{run}: not a complete run folder, missing {', '.join(missing)}{hint}")
 
 
-def weights_sha256(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+weights_sha256 = file_sha256  # a summary's "weights_sha256": the model.safetensors it measured
+
+
+def check_split_unchanged(run: Path, meta: dict) -> None:
+    """split.csv must be the one the weights were trained with: their metadata records its hash
+    ("split_sha256"; runs trained before it was recorded are not checked). An edited split would
+    score other pairs, or training pairs, as the test set."""
+    saved = meta.get("split_sha256")
+    if saved and file_sha256(run / "split.csv") != saved:
+        raise FacesketchError(f"{run / 'split.csv'} changed since training (its sha256 is not the one recorded in "
+                              f"{run / MODEL_FILE}); restore it, or train the run again on the new split")
+
+
+def unfinished(cfg: RunConfig, meta: dict) -> dict | None:
+    """{"epochs": trained, "of": planned} for a run stopped before the end of its schedule (Ctrl-C,
+    a crash); None for a finished run, a baseline (no schedule) or weights that record no epoch."""
+    planned, done = sum(e for _, e in cfg.stages()), meta.get("epoch")
+    return {"epochs": done, "of": planned} if isinstance(done, int) and done < planned else None
+
+
+def unfinished_note(run: Path, left: dict) -> str:
+    return (f"{run} is unfinished: trained {left['epochs']} of {left['of']} epochs; its numbers are not the "
+            f"finished model's (finish it with `facesketch train ... --resume`)")
+
+
+def overlap_note(overlap: int, total: int) -> str:
+    """The note of an evaluation on other data that holds pairs the run trained on."""
+    return f"{overlap} of the {total} test pairs were training pairs of this run, so these numbers are not a fair test"
 
 
 def check_weights_agree(run: Path, cfg: RunConfig, meta: dict, keys=("model", "direction", "protocol")) -> None:
@@ -186,12 +210,14 @@ def current_summary(run: Path, eval_dir: Path, *, progress: bool = True) -> dict
 
 
 def load_run(path: Path, *, progress: bool = True) -> dict:
-    """One entry of a report: {path (the run), eval (its evaluation folder), summary, cfg, meta, history}."""
+    """One entry of a report: {path (the run), eval (its evaluation folder), summary, cfg, meta, history,
+    unfinished (see unfinished())}."""
     run, eval_dir = locate(path)
     check_run_dir(run)
     cfg = RunConfig.load(run / "config.yaml")
     meta = load_meta(run / MODEL_FILE)
     check_weights_agree(run, cfg, meta)
+    check_split_unchanged(run, meta)
     summary = current_summary(run, eval_dir, progress=progress)
     return {"path": run, "eval": eval_dir, "summary": summary, "cfg": cfg, "meta": meta,
-            "history": read_history(run / "history.csv")}
+            "history": read_history(run / "history.csv"), "unfinished": unfinished(cfg, meta)}

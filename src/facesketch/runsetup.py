@@ -8,12 +8,14 @@ and a run's evaluation (eval/, eval-*/) goes whenever its weights are about to c
 
 from __future__ import annotations
 
+import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 from facesketch import FacesketchError
 from facesketch.checkpoint import MODEL_FILE, STATE_FILE, load_meta
-from facesketch.config import RunConfig
+from facesketch.config import SYNTHETIC_PREFIX, RunConfig
 from facesketch.data.pairs import find_pairs
 from facesketch.data.protocols import Split, make_split
 
@@ -21,7 +23,7 @@ from facesketch.data.protocols import Split, make_split
 def synthetic_data_dir(cfg: RunConfig) -> Path:
     """The built-in synthetic set for cfg, generated on first use under the runs folder."""
     from facesketch.data.synthetic import write_synthetic
-    root = Path(cfg.runs_dir) / f"data-synthetic-n{cfg.synthetic_n}-s{cfg.seed}"
+    root = Path(cfg.runs_dir) / f"{SYNTHETIC_PREFIX}n{cfg.synthetic_n}-s{cfg.seed}"
     done = root / ".complete"
     if not done.exists():
         write_synthetic(root, n=cfg.synthetic_n, seed=cfg.seed)
@@ -53,6 +55,38 @@ def validate_run_dir(cfg: RunConfig, *, resume: bool, overwrite: bool) -> Path:
     if not resume and has_work and not overwrite:
         raise FacesketchError(f"{run} already holds a run; use --resume to continue it or --overwrite to replace it")
     return run
+
+
+LOCK_FILE = ".lock"
+
+
+@contextmanager
+def run_dir_lock(run: Path):
+    """Hold an exclusive lock on the run folder (RUN/.lock) while a process trains into it: a second
+    `facesketch train` into the same folder stops in one line instead of interleaving writes.
+    The lock is the operating system's (flock): it goes with the process, even after a kill."""
+    run.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): no lock
+        yield
+        return
+    with open(run / LOCK_FILE, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            other = f.read().strip() or "?"
+            raise FacesketchError(f"{run} is being written by another facesketch process (pid {other}); "
+                                  f"wait for it to finish, or stop it first") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def claim_run_dir(run: Path, *, overwrite: bool, drop_eval: bool) -> None:

@@ -13,6 +13,8 @@ class here and an entry in STEP_KINDS.
 
 from __future__ import annotations
 
+import copy
+import math
 from contextlib import AbstractContextManager
 
 import torch
@@ -35,8 +37,21 @@ def make_optimizer(params, cfg: RunConfig, spec: ModelSpec, device: torch.device
     return torch.optim.Adam(params, eps=1e-7, fused=device.type in ("cpu", "cuda"), **opt)
 
 
+def lr_factor(schedule: str, step: int, total: int) -> float:
+    """The learning rate's multiplier at `step` (0-based) of a stage of `total` steps."""
+    if schedule == "constant":
+        return 1.0
+    if schedule != "cosine":
+        raise ValueError(f"unknown lr_schedule {schedule!r}; expected constant or cosine")
+    warm = max(1, round(0.03 * total))
+    if step < warm:
+        return (step + 1) / warm
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+
+
 class SupervisedStep:
-    """The model's output against the target with the stage's loss; one Adam."""
+    """The model's output against the target with the stage's loss; one Adam. The spec may ask
+    for a cosine learning-rate schedule and an EMA of the weights (then `exported` is the EMA)."""
 
     def __init__(self, model: nn.Module, *, cfg: RunConfig, spec: ModelSpec, place: Placement,
                  autocast: AbstractContextManager):
@@ -45,15 +60,49 @@ class SupervisedStep:
         self.extra_modules: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.loss_name = "mae"
+        self.stage_steps, self.steps_done = 1, 0
+        self.ema = None
+        if spec.ema is not None:
+            self.ema = copy.deepcopy(model).eval().requires_grad_(False)
+            self.extra_modules["ema"] = self.ema
+
+    @property
+    def exported(self) -> nn.Module:
+        """The weights to evaluate and save: the EMA when the spec has one, else the model."""
+        return self.ema if self.ema is not None else self.model
 
     def stage_losses(self, schedule: list[tuple[str, int]]) -> list[tuple[str, int]]:
         """The stages this kind trains, from the config's schedule."""
         return schedule
 
-    def start_stage(self, loss_name: str) -> None:
-        """A fresh optimiser for every stage (the report's hybrid_ae: MSE, then MAE anew)."""
+    def start_stage(self, loss_name: str, *, total_steps: int = 1, steps_done: int = 0) -> None:
+        """A fresh optimiser for every stage (the report's hybrid_ae: MSE, then MAE anew).
+        total_steps/steps_done place the learning-rate schedule (a resume starts mid-stage)."""
         self.loss_name = loss_name
+        self.stage_steps, self.steps_done = total_steps, steps_done
         self.optimizers = {"g": make_optimizer(self.model.parameters(), self.cfg, self.spec, self.place.device)}
+
+    def _update(self, opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+        if self.spec.lr_schedule != "constant":
+            factor = lr_factor(self.spec.lr_schedule, self.steps_done, self.stage_steps)
+            for group in opt.param_groups:
+                group.setdefault("base_lr", group["lr"])
+                group["lr"] = group["base_lr"] * factor
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        self.steps_done += 1
+        if self.ema is not None:
+            self._update_ema()
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        # the usual warm-up: early on the average follows the weights closely
+        decay = min(self.spec.ema, (1 + self.steps_done) / (10 + self.steps_done))
+        for e, p in zip(self.ema.parameters(), self.model.parameters()):
+            e.lerp_(p, 1 - decay)
+        for e, b in zip(self.ema.buffers(), self.model.buffers()):
+            e.copy_(b)
 
     def train(self) -> None:
         self.net.train()
@@ -67,10 +116,7 @@ class SupervisedStep:
         """One update on a batch; returns the (detached) loss to log."""
         with self.autocast:
             loss = LOSSES[self.loss_name](self.net(src).float(), tgt)
-        opt = self.optimizers["g"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        self._update(self.optimizers["g"], loss)
         return loss.detach()
 
 
@@ -89,8 +135,8 @@ class Pix2PixStep(SupervisedStep):
     def stage_losses(self, schedule):
         return [("gan", epochs) for _, epochs in schedule]
 
-    def start_stage(self, loss_name: str) -> None:
-        super().start_stage(loss_name)
+    def start_stage(self, loss_name: str, **kw) -> None:
+        super().start_stage(loss_name, **kw)
         self.optimizers["d"] = make_optimizer(self.disc.parameters(), self.cfg, self.spec, self.place.device)
 
     def train(self) -> None:

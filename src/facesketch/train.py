@@ -13,6 +13,7 @@ import csv
 import dataclasses
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,13 +24,14 @@ from tqdm import tqdm
 
 from facesketch import FacesketchError
 from facesketch import distributed as D
-from facesketch.checkpoint import MODEL_FILE, STATE_FILE, load_meta, load_state, load_weights, save_model, save_state
+from facesketch.checkpoint import (MODEL_FILE, STATE_FILE, file_sha256, load_meta, load_state, load_weights,
+                                   save_model, save_state)
 from facesketch.config import RunConfig
 from facesketch.data.dataset import PairDataset, make_loader
 from facesketch.data.protocols import Split, write_split_manifest
 from facesketch.losses import LOSSES  # noqa: F401  (re-exported: the registry of losses by name)
 from facesketch.registry import create_model, model_spec
-from facesketch.runsetup import claim_run_dir, load_split, resume_plan, validate_run_dir
+from facesketch.runsetup import claim_run_dir, load_split, resume_plan, run_dir_lock, validate_run_dir
 from facesketch.runtime import Placement
 from facesketch.steps import STEP_KINDS, make_optimizer, step_kind  # noqa: F401  (make_optimizer re-exported)
 
@@ -61,12 +63,33 @@ def _write_history(path: Path, history: list[dict]) -> None:
         raise
 
 
-def _meta(cfg: RunConfig, model: nn.Module, epoch: int, split: Split, device: torch.device, world: int) -> dict:
-    # "device": where the weights were computed ('cpu', 'cuda:0'; rank 0's under DDP), not the --device asked for
-    return {"model": cfg.model, "model_kwargs": cfg.model_kwargs, "direction": cfg.direction,
-            "protocol": cfg.protocol, "epoch": epoch, "image_size": model.image_size,
-            "device": str(device), "world_size": world,
-            "config": cfg.to_dict(), "train_pairs": len(split.train), "test_pairs": len(split.test)}
+@dataclass
+class _Run:
+    """What one training run carries from setup through its epochs."""
+
+    cfg: RunConfig
+    dir: Path
+    split: Split
+    place: Placement
+    notes: list[str]
+    trains_more: bool
+    progress: bool
+    split_sha256: str | None = None
+
+    @property
+    def main(self) -> bool:
+        return self.place.dist.main
+
+    def meta(self, model: nn.Module, epoch: int, device: torch.device | None = None, **extra) -> dict:
+        """model.safetensors metadata. "device": where the weights were computed ('cpu', 'cuda:0';
+        rank 0's under DDP), not the --device asked for; "split_sha256": the split.csv they were
+        trained on, so that evaluation notices a split edited afterwards."""
+        cfg = self.cfg
+        return {"model": cfg.model, "model_kwargs": cfg.model_kwargs, "direction": cfg.direction,
+                "protocol": cfg.protocol, "epoch": epoch, "image_size": model.image_size,
+                "device": str(device or self.place.device), "world_size": 1 if device else self.place.dist.world,
+                "config": cfg.to_dict(), "train_pairs": len(self.split.train), "test_pairs": len(self.split.test),
+                "split_sha256": self.split_sha256, **extra}
 
 
 def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True) -> TrainResult:
@@ -75,7 +98,7 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False, prog
         raise FacesketchError("--resume continues a run and --overwrite replaces it: give one of them")
     place = Placement.start(cfg.device)
     main = place.dist.main
-    run = validate_run_dir(cfg, resume=resume, overwrite=overwrite) if main else cfg.run_dir
+    run_dir = validate_run_dir(cfg, resume=resume, overwrite=overwrite) if main else cfg.run_dir
     # a resume trains the run it finds, so cfg must agree with it (a longer schedule extends it)
     notes, trains_more = resume_plan(cfg) if resume else ([], True)
     torch.manual_seed(cfg.seed)
@@ -84,79 +107,97 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False, prog
         for note in notes + (list(split.notes) if progress else []):  # schedule changes are always shown
             print(f"note: {note}", flush=True)
     spec = model_spec(cfg.model)
+    if main and not spec.learned and (cfg.epochs is not None or cfg.lr is not None):
+        print(f"note: {cfg.model} is a baseline: it is fitted, not trained, so --epochs and --lr do not apply",
+              flush=True)
     model = create_model(cfg.model, **cfg.model_kwargs)
     train_ds = PairDataset(split.train, size=model.image_size, direction=cfg.direction,
                            views=split.train_views if cfg.views == "all" else (0,), progress=progress and main)
     test_ds = PairDataset(split.test, size=model.image_size, direction=cfg.direction, views=split.test_views) \
         if spec.learned else None
-    if main:
-        claim_run_dir(run, overwrite=overwrite, drop_eval=trains_more)
-        cfg.save(run / "config.yaml")
-        write_split_manifest(split, run / "split.csv")
-    if not spec.learned:
-        return _fit_baseline(cfg, model, train_ds, split, run, notes, main)
+    run = _Run(cfg, run_dir, split, place, notes, trains_more, progress)
+    with run_dir_lock(run_dir) if main else nullcontext():
+        if main:
+            validate_run_dir(cfg, resume=resume, overwrite=overwrite)  # again, now that this process holds it
+            claim_run_dir(run_dir, overwrite=overwrite, drop_eval=trains_more)
+            cfg.save(run_dir / "config.yaml")
+            write_split_manifest(split, run_dir / "split.csv")
+            run.split_sha256 = file_sha256(run_dir / "split.csv")
+        if not spec.learned:
+            return _fit_baseline(run, model, train_ds)
+        return _train_learned(run, spec, model, train_ds, test_ds, resume)
 
+
+def _train_learned(run: _Run, spec, model: nn.Module, train_ds, test_ds, resume: bool) -> TrainResult:
+    """The schedule's stages, epoch by epoch, through the model kind's step."""
+    cfg, place, main = run.cfg, run.place, run.main
     # channels_last: measured per model on CPU (bench/README.md)
     place = dataclasses.replace(place, channels_last=spec.channels_last and place.device.type == "cpu")
     model = place.module(model)
     step = STEP_KINDS[step_kind(cfg)](model, cfg=cfg, spec=spec, place=place, autocast=_autocast(cfg, place))
     stages = step.stage_losses(cfg.stages())
     position, history = {"stage": 0, "stage_epochs_done": 0}, []
+    batch = max(1, math.ceil(cfg.batch_size / place.dist.world))
+    steps_per_epoch = math.ceil(math.ceil(len(train_ds) / place.dist.world) / batch)
+
+    def start_stage(s: int, epochs_done: int = 0) -> None:
+        step.start_stage(stages[s][0], total_steps=stages[s][1] * steps_per_epoch,
+                         steps_done=epochs_done * steps_per_epoch)
     if resume:
-        position = load_meta(run / STATE_FILE)["position"]
-        step.start_stage(stages[position["stage"]][0])
-        position, history = load_state(run / STATE_FILE, model=model, optimizers=step.optimizers,
+        position = load_meta(run.dir / STATE_FILE)["position"]
+        start_stage(position["stage"], position["stage_epochs_done"])
+        position, history = load_state(run.dir / STATE_FILE, model=model, optimizers=step.optimizers,
                                        extra_modules=step.extra_modules)
         if position["stage_epochs_done"] >= stages[position["stage"]][1] and position["stage"] + 1 < len(stages):
             position = {"stage": position["stage"] + 1, "stage_epochs_done": 0}
-            step.start_stage(stages[position["stage"]][0])
+            start_stage(position["stage"])
     else:
-        step.start_stage(stages[0][0])
-    batch = max(1, math.ceil(cfg.batch_size / place.dist.world))
+        start_stage(0)
+    final = step.exported  # what is evaluated and saved (an EMA of the weights, where the spec has one)
 
     for s in range(position["stage"], len(stages)):
         loss_name, n_epochs = stages[s]
         if s != position["stage"]:
-            step.start_stage(loss_name)
+            start_stage(s)
         start = position["stage_epochs_done"] if s == position["stage"] else 0
         for e in range(start, n_epochs):
             epoch = len(history) + 1
             train_loss, seconds, seen = _epoch(step, train_ds, cfg, place, epoch, batch,
-                                               f"{cfg.run_name} {loss_name} epoch {e + 1}/{n_epochs}", progress)
-            test_loss = evaluate_loss(model, test_ds, step.test_loss, place, batch) if main else math.nan
+                                               f"{cfg.run_name} {loss_name} epoch {e + 1}/{n_epochs}", run.progress)
+            test_loss = evaluate_loss(final, test_ds, step.test_loss, place, batch) if main else math.nan
             history.append({"stage": s + 1, "loss": loss_name, "epoch": epoch, "train_loss": round(train_loss, 6),
                             "test_loss": round(test_loss, 6), "seconds": round(seconds, 2),
                             "images_per_s": round(seen / seconds, 2)})
             if main:
-                save_state(run / STATE_FILE, model=model, optimizers=step.optimizers, extra_modules=step.extra_modules,
-                           position={"stage": s, "stage_epochs_done": e + 1}, history=history)
-                save_model(model, _meta(cfg, model, epoch, split, place.device, place.dist.world), run / MODEL_FILE)
-                _write_history(run / "history.csv", history)
-                if progress:
+                save_state(run.dir / STATE_FILE, model=model, optimizers=step.optimizers,
+                           extra_modules=step.extra_modules, position={"stage": s, "stage_epochs_done": e + 1},
+                           history=history)
+                save_model(final, run.meta(final, epoch), run.dir / MODEL_FILE)
+                _write_history(run.dir / "history.csv", history)
+                if run.progress:
                     tqdm.write(f"{cfg.run_name} epoch {epoch}: {loss_name} train {train_loss:.4f} "
                                f"test {test_loss:.4f} ({seconds:.1f}s, {seen / seconds:.1f} img/s)")
             D.barrier(place.dist)
-    if cfg.recalibrate_bn and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
-        if not trains_more and load_meta(run / MODEL_FILE).get("bn_recalibrated"):
+    if cfg.recalibrate_bn and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in final.modules()):
+        if not run.trains_more and load_meta(run.dir / MODEL_FILE).get("bn_recalibrated"):
             # a finished run resumed: its weights file stays as it is (and so does its evaluation)
-            load_weights(model, run / MODEL_FILE)
+            load_weights(final, run.dir / MODEL_FILE)
         else:
-            recalibrate_bn(model, train_ds, place.device, place.channels_last, batch)
+            recalibrate_bn(final, train_ds, place.device, place.channels_last, batch)
             if main:
-                save_model(model, {**_meta(cfg, model, len(history), split, place.device, place.dist.world),
-                                   "bn_recalibrated": True}, run / MODEL_FILE)
-    return TrainResult(run, model, history, notes)
+                save_model(final, run.meta(final, len(history), bn_recalibrated=True), run.dir / MODEL_FILE)
+    return TrainResult(run.dir, final, history, run.notes)
 
 
-def _fit_baseline(cfg, model, train_ds, split, run, notes, main) -> TrainResult:
+def _fit_baseline(run: _Run, model: nn.Module, train_ds) -> TrainResult:
     """Baselines learn nothing; the mean baseline fits the mean training target."""
-    model.fit(train_ds.sketches.float().div(255) if cfg.direction == "photo2sketch"
+    model.fit(train_ds.sketches.float().div(255) if run.cfg.direction == "photo2sketch"
               else train_ds.photos.float().div(255))
-    if main:
+    if run.main:
         # fitted on the CPU tensors above, whatever --device says
-        save_model(model, _meta(cfg, model, 0, split, torch.device("cpu"), 1), run / MODEL_FILE)
-        _write_history(run / "history.csv", [])
-    return TrainResult(run, model, [], notes)
+        save_model(model, run.meta(model, 0, torch.device("cpu")), run.dir / MODEL_FILE)
+        _write_history(run.dir / "history.csv", [])
+    return TrainResult(run.dir, model, [], run.notes)
 
 
 def _autocast(cfg: RunConfig, place: Placement):
@@ -181,9 +222,11 @@ def _epoch(step, ds, cfg: RunConfig, place: Placement, epoch: int, batch: int, d
     for i, (src, tgt, *_) in enumerate(bar):
         loss = step(place.batch(src), place.batch(tgt))
         if not torch.isfinite(loss):
-            raise TrainingDiverged(
-                f"{cfg.run_name}: loss became {loss.item()} at epoch {epoch} step {i}; stopped. "
-                f"The last good checkpoint is in {cfg.run_dir} (try a lower --lr or --precision fp32)")
+            kept = (f"the last good checkpoint is in {cfg.run_dir}" if (cfg.run_dir / STATE_FILE).exists()
+                    else "no epoch had finished, so there is no checkpoint")
+            hint = "a lower --lr" + (" or --precision fp32" if cfg.precision == "bf16" else "")
+            raise TrainingDiverged(f"{cfg.run_name}: loss became {loss.item()} at epoch {epoch} step {i}; stopped; "
+                                   f"{kept} (try {hint})")
         seen += src.shape[0]
         total += loss.item() * src.shape[0]
         bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{seen * dist.world / (time.perf_counter() - t0):.1f}")
@@ -223,6 +266,7 @@ def evaluate_loss(model, ds, loss_fn, place: Placement, batch_size: int) -> floa
     total, n = 0.0, 0
     for src, tgt, *_ in make_loader(ds, batch_size=batch_size, shuffle=False):
         pred = model(place.batch(src)).float()
-        total += loss_fn(pred, place.batch(tgt), reduction="sum").item() / pred[0].numel()
+        # the batch's mean loss times its size: per-image sums for per-pixel and per-image losses alike
+        total += loss_fn(pred, place.batch(tgt)).item() * src.shape[0]
         n += src.shape[0]
     return total / max(n, 1)

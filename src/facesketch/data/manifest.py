@@ -72,23 +72,23 @@ def read_manifest(path: Path) -> PairSet:
         if len(resolved) < 2:
             continue
         photo, sketch = resolved["photo"], resolved["sketch"]
-        bad = [str(p) for p in (photo, sketch) if not p.is_file()]
+        bad = [shown(p) for p in (photo, sketch) if not p.is_file()]
         if bad:
             out.problems.append(f"{where}:{i}: missing file {', '.join(bad)}")
             continue
         rp, rs = photo.resolve(), sketch.resolve()
         if rp == rs:
-            out.problems.append(f"{where}:{i}: photo and sketch are the same file {photo.name}")
+            out.problems.append(f"{where}:{i}: photo and sketch are the same file {shown(photo.name)}")
             continue
         if rp in seen_photo:
-            out.problems.append(f"{where}:{i}: photo {photo.name} is already paired on line {seen_photo[rp]}")
+            out.problems.append(f"{where}:{i}: photo {shown(photo.name)} is already paired on line {seen_photo[rp]}")
             continue
         if rs in seen_sketch:
             line, other = seen_sketch[rs]
-            out.problems.append(f"{where}:{i}: sketch {sketch.name} is already paired with photo {other} "
+            out.problems.append(f"{where}:{i}: sketch {shown(sketch.name)} is already paired with photo {other} "
                                 f"on line {line}")
             continue
-        seen_photo[rp], seen_sketch[rs] = i, (i, photo.name)
+        seen_photo[rp], seen_sketch[rs] = i, (i, shown(photo.name))
         out.pairs.append(Pair(photo, sketch, split, row.get("identity") or None))
     return out
 

@@ -58,6 +58,7 @@ class PairSet:
     notes: list[str] = field(default_factory=list)
     sizes: dict[str, int] = field(default_factory=dict)  # "200x250" -> count
     modes: dict[str, int] = field(default_factory=dict)  # "photo RGB" -> count, the files' own modes
+    unread: str = ""  # layout "missing": why nothing under root was read, in a few words
 
     @property
     def usable(self) -> bool:
@@ -92,14 +93,14 @@ def find_pairs(root: str | Path, *, check_images: bool = True) -> PairSet:
     """Discover and validate the pairs under `root` (a folder or a CSV manifest)."""
     root = Path(root)
     if not root.exists():
-        return PairSet(root, "missing", problems=[f"{shown(root)}: no such file or folder"])
+        return _unread(root, "no such file or folder", f"{shown(root)}: no such file or folder")
     if not _is_utf8(str(root.resolve())):
-        return PairSet(root, "missing", problems=[f"{shown(root.resolve())}: the path is not valid UTF-8; "
-                                                  "rename it (split.csv and reports store paths as UTF-8)"])
+        return _unread(root, "its path is not valid UTF-8", f"{shown(root.resolve())}: the path is not valid "
+                       "UTF-8; rename it (split.csv and reports store paths as UTF-8)")
     try:
         result = _discover(root)
     except OSError as e:  # an unreadable folder, say
-        return PairSet(root, "missing", problems=[f"{shown(e.filename or root)}: cannot read ({e.strerror or e})"])
+        return _unread(root, "cannot read it", f"{shown(e.filename or root)}: cannot read ({e.strerror or e})")
     if check_images and result.pairs:
         _check_images(result)
     result.pairs.sort(key=lambda p: natural_key(p.photo.name))
@@ -107,21 +108,32 @@ def find_pairs(root: str | Path, *, check_images: bool = True) -> PairSet:
     return result
 
 
+def _unread(root: Path, reason: str, problem: str) -> PairSet:
+    """The result for a `root` that holds no dataset: `reason` in a few words, `problem` in full."""
+    return PairSet(root, "missing", problems=[problem], unread=reason)
+
+
 def _discover(root: Path) -> PairSet:
     from facesketch.data.manifest import read_manifest  # it builds Pairs: imported here, not at the top
     if root.is_file():
         if root.suffix.lower() != ".csv":
-            return PairSet(root, "missing", problems=[f"{shown(root)}: expected a dataset folder or a .csv manifest"])
+            return _unread(root, "not a folder or a .csv manifest",
+                           f"{shown(root)}: expected a dataset folder or a .csv manifest")
         return read_manifest(root)
     folders = _find_folders(root)
     if folders is not None:
         return _from_folders(root, *folders)
-    csvs = sorted(root.glob("*.csv"))
+    csvs = sorted((p for p in root.iterdir() if p.suffix.lower() == ".csv" and p.is_file()),
+                  key=lambda p: natural_key(p.name))
     if len(csvs) == 1:
         return read_manifest(csvs[0])
-    return PairSet(root, "missing", problems=[
-        f"{shown(root)}: expected photos/ + sketches/ (or A/ + B/) folders or one CSV manifest "
-        "with columns photo,sketch[,split][,identity]"])
+    if csvs:  # guessing which one is meant could train on the wrong pairs
+        names = ", ".join(shown(p.name) for p in csvs[:5]) + (", ..." if len(csvs) > 5 else "")
+        return _unread(root, f"{len(csvs)} CSV manifests and no photos/ + sketches/",
+                       f"{shown(root)}: found {len(csvs)} CSV manifests ({names}) and no photos/ + sketches/ "
+                       f"(or A/ + B/) folders; give the one to use as the dataset path, e.g. {shown(csvs[0])}")
+    return _unread(root, "no photos/ + sketches/ folders or CSV manifest", f"{shown(root)}: expected photos/ + "
+                   "sketches/ (or A/ + B/) folders or one CSV manifest with columns photo,sketch[,split][,identity]")
 
 
 def _find_folders(root: Path) -> tuple[Path, Path] | None:
@@ -140,7 +152,9 @@ def _list_images(folder: Path, kind: str, out: PairSet) -> list[Path]:
     for p in sorted(folder.iterdir()):
         if p.name.startswith("."):
             continue
-        if not (p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+        if p.is_dir():
+            out.notes.append(f"skipped folder {shown(p)} (folders inside the {kind} folder are not read)")
+        elif not (p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
             out.notes.append(f"skipped {shown(p)} (not an image file)")
         elif not _is_utf8(p.name):
             misnamed += 1
@@ -165,24 +179,26 @@ def _from_folders(root: Path, photo_dir: Path, sketch_dir: Path) -> PairSet:
     by_photo: dict[str, Path] = {}
     for p in photos:
         if p.stem in by_photo:
-            out.problems.append(f"{p}: two photos share the stem {p.stem!r} ({by_photo[p.stem].name})")
+            out.problems.append(f"{shown(p)}: two photos share the stem '{shown(p.stem)}' "
+                                f"({shown(by_photo[p.stem].name)})")
         by_photo[p.stem] = p
     claimed: dict[str, Path] = {}
     for s in sketches:
         k = key(s.stem)
         if k in claimed:
-            out.problems.append(f"{s}: a second sketch for photo {k!r} (already {claimed[k].name})")
+            out.problems.append(f"{shown(s)}: a second sketch for photo '{shown(k)}' "
+                                f"(already {shown(claimed[k].name)})")
             continue
         claimed[k] = s
     for k, s in claimed.items():
         if k not in by_photo:
-            out.problems.append(f"{s}: sketch has no photo (expected {photo_dir.name}/{k}.*)")
+            out.problems.append(f"{shown(s)}: sketch has no photo (expected {shown(photo_dir.name)}/{shown(k)}.*)")
     for k, p in by_photo.items():
         if k in claimed:
             out.pairs.append(Pair(p, claimed[k]))
         else:
             hint = f"{k}-sz1.jpg" if cufs else f"{k}.*"
-            out.problems.append(f"{p}: photo has no sketch (expected {sketch_dir.name}/{hint})")
+            out.problems.append(f"{shown(p)}: photo has no sketch (expected {shown(sketch_dir.name)}/{shown(hint)})")
     return out
 
 

@@ -142,14 +142,22 @@ def read_split_manifest(path: Path, protocol: str = "saved") -> Split:
     parts: dict[str, list[Pair]] = {"train": [], "test": []}
     views: dict[str, tuple[int, ...] | None] = {"train": None, "test": None}
     try:
-        with path.open(encoding="utf-8", newline="") as f:
+        # utf-8-sig: a split.csv saved again by a spreadsheet program starts with a byte-order mark
+        with path.open(encoding="utf-8-sig", newline="") as f:
             reader = csv.DictReader(f)
-            missing = [c for c in ("photo", "sketch", "split", "views") if c not in (reader.fieldnames or ())]
+            columns = reader.fieldnames or []
+            missing = [c for c in ("photo", "sketch", "split", "views") if c not in columns]
             if missing:
                 raise FacesketchError(f"{path}: expected the columns photo,sketch,split,views; "
                                       f"missing {','.join(missing)}")
             for row in reader:
                 where, part = f"{path}:{reader.line_num}", row["split"]
+                # DictReader fills a short row with None and puts surplus fields under the key None
+                surplus = row.get(None) or []
+                fields = sum(row[c] is not None for c in columns) + len(surplus)
+                if fields < len(columns) or any(c.strip() for c in surplus):
+                    raise FacesketchError(f"{where}: {fields} field(s), expected {len(columns)} "
+                                          f"({','.join(columns)})")
                 if part not in parts:
                     raise FacesketchError(f"{where}: split must be 'train' or 'test', got {part!r}")
                 if not row["photo"] or not row["sketch"]:
