@@ -11,7 +11,7 @@ def test_models_json_lists_every_model_with_spec_counts():
     r = runner.invoke(app, ["models", "--json"])
     assert r.exit_code == 0, r.output
     by_name = {m["name"]: m for m in json.loads(r.stdout)}
-    assert set(by_name) == {"dense_ae", "conv_ae", "hybrid_ae", "unet", "pencil", "grey", "mean"}
+    assert set(by_name) == {"dense_ae", "conv_ae", "hybrid_ae", "unet", "fsnet", "pencil", "grey", "mean"}
     assert {k: by_name["hybrid_ae"][k] for k in ("image_size", "trainable_params", "non_trainable")} == {
         "image_size": 256, "trainable_params": 1_470_779, "non_trainable": 2_000}
     assert by_name["dense_ae"]["image_size"] == 128

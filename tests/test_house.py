@@ -118,5 +118,5 @@ def test_reproduce_passes_seed_batch_size_lr_and_device_on(recorded, tmp_path):
     assert [kw["device"] for kw in recorded["evaluate"]] == ["cpu"] * 4
     recorded["cfgs"].clear()
     P.reproduce(tmp_path / "cufs", tmp_path / "out", progress=False)  # every registered model by default
-    assert [c.model for c in recorded["cfgs"]][:7] == ["dense_ae", "conv_ae", "hybrid_ae", "unet", "pencil",
-                                                       "grey", "mean"]
+    assert [c.model for c in recorded["cfgs"]][:8] == ["dense_ae", "conv_ae", "hybrid_ae", "unet", "fsnet",
+                                                       "pencil", "grey", "mean"]

@@ -100,7 +100,7 @@ def test_a_typo_in_models_stops_before_anything_trains(tmp_path, synth_dir, comm
     out = ["--runs-dir", str(tmp_path / "runs")] if command == "train-all" else ["--out", str(tmp_path)]
     r = runner.invoke(app, [command, "--data", str(synth_dir), "--models", "mean,conv_a", *out])
     assert r.exit_code == 2, r.output
-    assert r.output == ("error: --models: unknown model 'conv_a'; choose from conv_ae, dense_ae, grey, hybrid_ae, "
+    assert r.output == ("error: --models: unknown model 'conv_a'; choose from conv_ae, dense_ae, fsnet, grey, hybrid_ae, "
                         "mean, pencil, unet\n")
     assert not (tmp_path / "runs").exists()
 

@@ -1,0 +1,84 @@
+"""fsnet, the flagship: its SSIM loss against scikit-image, the learning-rate schedule, and an
+exact resume with the EMA of its weights."""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+from skimage.metrics import structural_similarity
+
+import facesketch.steps as S
+from facesketch.config import RunConfig
+from facesketch.checkpoint import MODEL_FILE, STATE_FILE
+from facesketch.models.fsnet import l1_ssim, ssim
+from facesketch.steps import lr_factor
+from facesketch.train import train
+
+
+def test_ssim_matches_scikit_image_standard_settings():
+    rng = np.random.default_rng(0)
+    tgt = rng.random((2, 3, 48, 40))
+    pred = np.clip(tgt + rng.normal(0, 0.15, tgt.shape), 0, 1)
+    got = ssim(torch.from_numpy(pred), torch.from_numpy(tgt)).numpy()
+    want = [structural_similarity(t.transpose(1, 2, 0), p.transpose(1, 2, 0), data_range=1.0, channel_axis=-1,
+                                  gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+            for p, t in zip(pred, tgt)]
+    np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_l1_ssim_mixes_the_two_and_is_zero_on_a_perfect_prediction():
+    rng = np.random.default_rng(1)
+    tgt = torch.from_numpy(rng.random((2, 3, 32, 32)))
+    pred = (tgt + 0.1).clamp(0, 1)
+    l1 = (pred - tgt).abs().mean((1, 2, 3))
+    want = (0.84 * (1 - ssim(pred, tgt)) + 0.16 * l1).mean()
+    assert torch.allclose(l1_ssim(pred, tgt), want) and l1_ssim(tgt, tgt).abs() < 1e-6
+    assert torch.allclose(l1_ssim(pred, tgt, reduction="sum"), 2 * want)
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    total = 200  # warm-up: 3% = 6 steps
+    f = [lr_factor("cosine", s, total) for s in range(total)]
+    assert f[0] == pytest.approx(1 / 6) and f[5] == 1.0 and f[6] == 1.0
+    assert all(a >= b for a, b in zip(f[6:], f[7:])) and f[-1] < 1e-3
+    assert lr_factor("constant", 123, total) == 1.0
+    with pytest.raises(ValueError, match="unknown lr_schedule"):
+        lr_factor("step", 0, 1)
+
+
+def _tensors(path: Path) -> dict:
+    with safe_open(str(path), framework="pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}
+
+
+@pytest.mark.slow
+def test_resume_is_exact_with_the_ema_and_the_schedule(tmp_path, synth_dir, monkeypatch):
+    cfg = lambda name: RunConfig(model="fsnet", direction="sketch2photo", data=str(synth_dir), protocol="random",
+                                 epochs=2, batch_size=4, views="identity", device="cpu",
+                                 runs_dir=str(tmp_path), name=name)
+    straight = train(cfg("straight"), progress=False).run_dir
+    real, calls = S.LOSSES["l1_ssim"], {"n": 0}
+    steps_per_epoch = 3  # 10 training pairs of the 12, batch 4
+
+    def killed(pred, tgt, **kw):
+        calls["n"] += pred.requires_grad
+        if calls["n"] > steps_per_epoch:
+            raise KeyboardInterrupt  # at the first step of epoch 2
+        return real(pred, tgt, **kw)
+    with monkeypatch.context() as m:
+        m.setitem(S.LOSSES, "l1_ssim", killed)
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg("resumed"), progress=False)
+    resumed = train(cfg("resumed"), resume=True, progress=False).run_dir
+    for name in (STATE_FILE, MODEL_FILE):
+        a, b = _tensors(straight / name), _tensors(resumed / name)
+        assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a), name
+    a = _tensors(straight / STATE_FILE)
+    ema = {k[4:]: v for k, v in a.items() if k.startswith("ema.")}
+    model = _tensors(straight / MODEL_FILE)
+    assert ema and all(torch.equal(model[k], ema[k]) for k in model)  # model.safetensors holds the EMA
+    with (straight / "history.csv").open() as f:
+        assert [r["loss"] for r in csv.DictReader(f)] == ["l1_ssim", "l1_ssim"]
