@@ -31,7 +31,7 @@ app = typer.Typer(cls=_Group,
     help="facesketch: train, compare and serve deep models that turn a face photo into a pencil "
          "sketch (photo2sketch) and a sketch back into a photo (sketch2photo). It implements the "
          "three autoencoders of the reproduced report (dense_ae, conv_ae, hybrid_ae), a pix2pix U-Net "
-         "and classical baselines, on CUFS, your own paired folders, or built-in synthetic faces.\n\n"
+         "(unet), facesketch's own fsnet, and classical baselines, on CUFS, your own paired folders, or built-in synthetic faces.\n\n"
          "Start with `facesketch demo` (no data needed), then `facesketch reproduce --data CUFS_DIR`.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 data_app = typer.Typer(help="Inspect datasets and generate the built-in synthetic faces.", no_args_is_help=True)
