@@ -23,7 +23,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from facesketch import FacesketchError
-from facesketch.checkpoint import MODEL_FILE, load_meta, load_weights
+from facesketch.checkpoint import file_sha256, MODEL_FILE, load_meta, load_weights
 from facesketch.config import RunConfig
 from facesketch.data.dataset import PairDataset, make_loader
 from facesketch.data.images import open_image, to_uint8_image
@@ -34,8 +34,7 @@ from facesketch.metrics import ALL_METRICS, SETTINGS, average, image_metrics
 from facesketch.registry import create_model, model_spec
 from facesketch.runtime import resolve_device
 from facesketch.runs import (PRED_DIR, check_run_dir, check_split_unchanged, check_weights_agree, is_cufs_student,
-                             is_pred_filename, item_name, overlap_note, pred_filename, unfinished, unfinished_note,
-                             weights_sha256)
+                             is_pred_filename, item_name, overlap_note, pred_filename, unfinished, unfinished_note)
 
 __all__ = ["check_run_dir", "load_run_model", "predict_dataset", "evaluate", "eval_dir_for", "check_out_dir"]
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -216,7 +215,7 @@ def evaluate(run: str | Path, *, data: str | Path | None = None, protocol: str |
     out = Path(out) if out else eval_dir_for(run, data, protocol)
     if out.exists() and not out.is_dir():
         raise FacesketchError(f"--out {out} is a file; expected a folder for the evaluation")
-    sha = weights_sha256(run / MODEL_FILE) if (run / MODEL_FILE).is_file() else None  # before loading: never newer
+    sha = file_sha256(run / MODEL_FILE) if (run / MODEL_FILE).is_file() else None  # before loading: never newer
     model, cfg = load_run_model(run)
     check_out_dir(out, run, data, cfg.protocol if data is None else protocol or "all")
     meta = load_meta(run / MODEL_FILE)

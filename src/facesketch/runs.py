@@ -58,7 +58,6 @@ def check_run_dir(run: Path) -> None:
         raise FacesketchError(f"{run}: not a complete run folder, missing {', '.join(missing)}{hint}")
 
 
-weights_sha256 = file_sha256  # a summary's "weights_sha256": the model.safetensors it measured
 
 
 def check_split_unchanged(run: Path, meta: dict) -> None:
@@ -193,7 +192,7 @@ def current_summary(run: Path, eval_dir: Path, *, progress: bool = True) -> dict
     saying so (the data and protocol of a cross-dataset evaluation come from its old summary)."""
     from facesketch.evaluate import evaluate
     summary, why = read_summary(eval_dir / "summary.json")
-    if summary is not None and summary["weights_sha256"] != weights_sha256(run / MODEL_FILE):
+    if summary is not None and summary["weights_sha256"] != file_sha256(run / MODEL_FILE):
         old, summary, why = summary, None, f"belongs to other weights than the current {run / MODEL_FILE}"
     else:
         old = summary
