@@ -109,6 +109,17 @@ def test_demo_trains_the_models_with_demo_epochs_and_evaluates_on_its_device(rec
     assert [kw["device"] for kw in recorded["evaluate"]] == ["cpu"] * 8
 
 
+def test_demo_has_24_test_faces_and_trains_the_flagship_at_its_demo_lr(recorded, tmp_path):
+    import facesketch.pipeline as P
+    P.demo(tmp_path, device="cpu", progress=False)
+    cfgs = recorded["cfgs"]
+    assert {c.model for c in cfgs} >= {"fsnet", "conv_ae", "dense_ae", "pencil", "grey", "mean"}
+    fsnet = [c for c in cfgs if c.model == "fsnet"]
+    assert [(c.direction, c.epochs, c.lr) for c in fsnet] == [("photo2sketch", 20, 1e-2), ("sketch2photo", 20, 1e-2)]
+    assert all(c.lr is None for c in cfgs if c.model != "fsnet")  # the others keep their own
+    assert {round(c.synthetic_n * c.test_fraction) for c in cfgs} == {24}
+
+
 def test_reproduce_passes_seed_batch_size_lr_and_device_on(recorded, tmp_path):
     import facesketch.pipeline as P
     P.reproduce(tmp_path / "cufs", tmp_path / "out", seed=3, batch_size=5, lr=2e-4, device="cpu",

@@ -39,7 +39,7 @@ def versions() -> dict:
     return {"facesketch": __version__, "torch": torch.__version__, "python": platform.python_version()}
 
 
-def _atomic_save(tensors: dict[str, torch.Tensor], meta: dict, path: Path) -> None:
+def atomic_save(tensors: dict[str, torch.Tensor], meta: dict, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     try:
@@ -66,7 +66,7 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
 
 
 def save_model(model: nn.Module, meta: dict, path: Path) -> None:
-    _atomic_save(dict(model.state_dict()), {**meta, "versions": versions()}, path)
+    atomic_save(dict(model.state_dict()), {**meta, "versions": versions()}, path)
 
 
 def load_weights(model: nn.Module, path: Path) -> dict:
@@ -135,7 +135,7 @@ def save_state(path: Path, *, model: nn.Module, optimizers: dict[str, torch.opti
     tensors["rng.torch"] = torch.get_rng_state()
     if torch.cuda.is_available():
         tensors.update({f"rng.cuda{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
-    _atomic_save(tensors, {"position": position, "history": history, "param_groups": groups}, path)
+    atomic_save(tensors, {"position": position, "history": history, "param_groups": groups}, path)
 
 
 def load_state(path: Path, *, model: nn.Module, optimizers: dict[str, torch.optim.Optimizer],

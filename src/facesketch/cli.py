@@ -12,7 +12,7 @@ from typer.core import TyperGroup
 
 from facesketch import FacesketchError
 from facesketch.cli_options import PROTOCOL_HELP, RUN_OPTIONS, Out, options
-from facesketch.direction import DIRECTIONS
+from facesketch.direction import DIRECTIONS, parse_direction
 
 
 class _Interrupted(Exception):
@@ -83,15 +83,16 @@ def data_synth(
 @app.command("models")
 def models_cmd(as_json: bool = typer.Option(False, "--json", help="print a JSON list instead of a table")):
     """List every model: input size, trainable parameters, BatchNorm statistics, loss and schedule."""
-    from facesketch.models.info import all_model_info
+    from facesketch.models.info import all_model_info, schedule_text
     infos = all_model_info()
     if as_json:
         typer.echo(json.dumps(infos))
         return
-    typer.echo(f"{'model':<10} {'size':>5} {'trainable':>13} {'bn stats':>9}  schedule")
+    typer.echo(f"{'model':<10} {'size':>5} {'trainable':>13} {'bn stats':>9}  {'shipped weights':<26}  schedule")
     for m in infos:
-        sched = " + ".join(f"{s['loss']} x{s['epochs']}" for s in m["schedule"]) or "no training (baseline)"
-        typer.echo(f"{m['name']:<10} {m['image_size']:>5} {m['trainable_params']:>13,} {m['non_trainable']:>9,}  {sched}")
+        shipped = ", ".join(m["weights"]) or "-"
+        typer.echo(f"{m['name']:<10} {m['image_size']:>5} {m['trainable_params']:>13,} {m['non_trainable']:>9,}  "
+                   f"{shipped:<26}  {schedule_text(m['name'])}")
 
 
 def _existing(data: Path | None) -> None:
@@ -152,37 +153,66 @@ def train_all_cmd(*, opts: dict):
 @app.command("evaluate")
 @options("device")
 def evaluate_cmd(
-    run: Path = typer.Argument(..., help="a run folder written by `facesketch train`"),
+    run: Optional[Path] = typer.Argument(None, help="a run folder written by `facesketch train` (or give --model "
+                                         "and --direction for the weights that ship with facesketch)"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="score this model's shipped weights (see "
+                                        "`facesketch models`) instead of a run; needs --direction and --data"),
+    direction: Optional[str] = typer.Option(None, "--direction", "-d", help="with --model: photo2sketch or "
+                                            "sketch2photo"),
     data: Optional[Path] = typer.Option(None, "--data", help="score the run on another paired dataset (folder or "
                                         "CSV manifest) instead of its own test split: cross-dataset generalisation"),
     protocol: Optional[str] = typer.Option(None, help="with --data: score only this protocol's test split of it "
                                            "(default: every pair, original view)"),
     out: Optional[Path] = typer.Option(None, "--out", help="output folder (default RUN/eval, with --data "
-                                       "RUN/eval-<data name>[-<protocol>]): new or empty, or an earlier "
-                                       "evaluation of this run on the same data and protocol"),
+                                       "RUN/eval-<data name>[-<protocol>]; for --model "
+                                       "runs/shipped-<model>-<direction>/eval-<data name>[-<protocol>]): new or "
+                                       "empty, or an earlier evaluation of the same weights, data and protocol"),
     no_images: bool = typer.Option(False, "--no-images", help="skip writing prediction PNGs"),
     *, opts: dict,
 ):
-    """Evaluate a run on its test split (or on --data): pred/*.png, metrics.csv, summary.json."""
+    """Evaluate a run on its test split (or on --data), or the shipped weights (--model, --direction, --data):
+    pred/*.png, metrics.csv, summary.json."""
     from facesketch.data.protocols import PROTOCOLS
-    from facesketch.evaluate import eval_dir_for, evaluate
+    from facesketch.evaluate import eval_dir_for, evaluate, evaluate_shipped, shipped_eval_dir
+    from facesketch.registry import list_models
+    if (run is None) == (model is None):
+        _fail("give a run folder, or --model NAME --direction D --data DIR for shipped weights (not both)")
+    if model is not None and (direction is None or data is None):
+        _fail(f"--model {model}: give --direction (photo2sketch or sketch2photo) and --data (the pairs to score)")
+    if run is not None and direction is not None:
+        _fail("--direction goes with --model; a run folder's direction is in its config.yaml")
     if protocol is not None and data is None:
         _fail("--protocol chooses the test split of --data; give --data too (a run's own split is in its split.csv)")
     if protocol is not None and protocol not in PROTOCOLS:
         _fail(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    if model is not None and model not in list_models():
+        _fail(f"--model: unknown model {model!r}; choose from {', '.join(sorted(list_models()))}")
     _existing(data)
     device = opts["device"]
     if device not in ("auto", "cpu", "cuda", "mps") and not (device.startswith("cuda:") and device[5:].isdigit()):
         _fail(f"--device must be auto, cpu, cuda, cuda:N or mps, got {device!r}")
     try:
-        summary = evaluate(run, data=data, protocol=protocol, out=out, device=device, save_images=not no_images)
+        if model is not None:
+            direction = parse_direction(direction).value
+            summary = evaluate_shipped(model, direction, data, protocol=protocol, out=out, device=device,
+                                       save_images=not no_images)
+            where = out or shipped_eval_dir(model, direction, data, protocol)
+        else:
+            summary = evaluate(run, data=data, protocol=protocol, out=out, device=device, save_images=not no_images)
+            where = out or eval_dir_for(run, data, protocol)
     except FacesketchError as e:
         _fail(str(e))
     m = summary["metrics"]
     on = f" on {data}" if data is not None else ""
-    typer.echo(f"{summary['model']} {summary['direction']}{on} ({summary['protocol']}, n={summary['n']}): "
+    shipped = " (shipped weights)" if model is not None else ""
+    typer.echo(f"{summary['model']}{shipped} {summary['direction']}{on} ({summary['protocol']}, n={summary['n']}): "
                + ", ".join(f"{k} {v:.4f}" for k, v in m.items()))
-    typer.echo(f"wrote {(out or eval_dir_for(run, data, protocol)) / 'summary.json'}")
+    ident = summary.get("identification") or {}
+    if ident:
+        typer.echo(f"identification among {ident['n']}: rank-1 {ident['rank1']:.2f} "
+                   f"(chance {ident['chance_rank1']:.2f}), "
+                   f"rank-5 {ident['rank5']:.2f} (chance {ident['chance_rank5']:.2f})")
+    typer.echo(f"wrote {where / 'summary.json'}")
 
 
 @app.command("report")

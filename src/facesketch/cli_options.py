@@ -23,8 +23,8 @@ PROTOCOL_HELP = "paper (report split), cufs-standard (88/100), random (seeded), 
 
 def _schedules() -> str:
     """'dense_ae mse x100, ..., hybrid_ae mse x100 + mae x50, ...' for the trainable models."""
-    return ", ".join(f"{m} " + " + ".join(f"{loss} x{e}" for loss, e in model_spec(m).schedule)
-                     for m in list_models(learned=True))
+    from facesketch.models.info import schedule_text
+    return ", ".join(f"{m} {schedule_text(m)}" for m in list_models(learned=True))
 
 
 def _learning_rates() -> str:

@@ -139,7 +139,7 @@ class RunConfig:
         default_schedule: the model's spec unless given."""
         if default_schedule is None:
             from facesketch.registry import model_spec
-            default_schedule = model_spec(self.model).schedule
+            default_schedule = model_spec(self.model).schedule_for(self.direction)
         if not default_schedule:
             return []
         first = default_schedule[0][1]

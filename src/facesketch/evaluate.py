@@ -36,7 +36,8 @@ from facesketch.runtime import resolve_device
 from facesketch.runs import (PRED_DIR, check_run_dir, check_split_unchanged, check_weights_agree, is_cufs_student,
                              is_pred_filename, item_name, overlap_note, pred_filename, unfinished, unfinished_note)
 
-__all__ = ["check_run_dir", "load_run_model", "predict_dataset", "evaluate", "eval_dir_for", "check_out_dir"]
+__all__ = ["check_run_dir", "load_run_model", "predict_dataset", "evaluate", "evaluate_shipped", "eval_dir_for",
+           "check_out_dir"]
 DEVICES = ("auto", "cpu", "cuda", "mps")
 EVAL_FILES = ("summary.json", "metrics.csv", "test_pairs.csv")  # with PRED_DIR: all an evaluation writes
 
@@ -186,20 +187,28 @@ def _test_set(run: Path, cfg: RunConfig, own: Split, data: Path | None, protocol
         if not own.test:
             raise FacesketchError(f"{run}/split.csv lists no test pairs; nothing to evaluate")
         return own.test, own.test_views, cfg.protocol, f"{run}/split.csv", _dataset_info(own.train + own.test), []
+    test, views, label, source, dataset, notes, _ = _data_test_set(data, protocol, seed=cfg.seed,
+                                                                   test_fraction=cfg.test_fraction)
+    return test, views, label, source, dataset, notes
+
+
+def _data_test_set(data: Path, protocol: str | None, *, seed: int, test_fraction: float | None = None):
+    """(test pairs, views, protocol label, source, dataset info, notes, training pairs) of --data DIR
+    under --protocol P (None: every pair is a test pair, original view; no training pairs)."""
     found = find_pairs(data)
     if found.problems:
         more = len(found.problems) - 2
         shown = "; ".join(found.problems[:2]) + (f"; ... {more} more" if more > 0 else "")
         raise FacesketchError(f"--data {data} is not usable ({shown}); see `facesketch data check {data}`")
     if protocol is None:  # every pair is a test pair, as it is (original view)
-        test, views, notes = found.pairs, (0,), []
+        test, views, notes, train = found.pairs, (0,), [], []
     else:
-        split = make_split(found.pairs, protocol, seed=cfg.seed,
-                           test_fraction=cfg.test_fraction if protocol == "random" else None)
-        test, views, notes = split.test, split.test_views, list(split.notes)
+        split = make_split(found.pairs, protocol, seed=seed,
+                           test_fraction=test_fraction if protocol == "random" else None)
+        test, views, notes, train = split.test, split.test_views, list(split.notes), split.train
     if not test:
         raise FacesketchError(f"--data {data}: protocol {protocol!r} leaves no test pairs")
-    return test, views, protocol or "all", f"--data {data}", _dataset_info(found.pairs), notes
+    return test, views, protocol or "all", f"--data {data}", _dataset_info(found.pairs), notes, train
 
 
 def evaluate(run: str | Path, *, data: str | Path | None = None, protocol: str | None = None,
@@ -231,12 +240,25 @@ def evaluate(run: str | Path, *, data: str | Path | None = None, protocol: str |
     for note in said if progress else ():
         print(f"note: {note}", flush=True)
     dev = resolve_device(device)
-    model.to(dev)
-    sketch = cfg.direction == "photo2sketch"
     kwargs = dict(size=model.image_size, direction=cfg.direction)
     test = _load_pairs(test_pairs, source, views=views, **kwargs)
     # identification's descriptor is always fit on the run's OWN training targets
     train = _load_pairs(own.train, f"{run}/split.csv", views=(0,), **kwargs)
+    summary = {"model": cfg.model, "direction": cfg.direction, "protocol": label, "test_pairs": len(test_pairs),
+               "views": list(views), "run": str(run.resolve()), "weights_sha256": sha, "dataset": dataset,
+               "data": str(data.resolve()) if data is not None else None,
+               "trained_on": _dataset_info(own.train + own.test)["path"],
+               "train_overlap": overlap, "notes": notes, "unfinished": left}
+    return _score(model, test, train, out, summary, device=dev, save_images=save_images, progress=progress)
+
+
+def _score(model, test: PairDataset, train: PairDataset, out: Path, summary: dict, *, device: torch.device,
+           save_images: bool, progress: bool) -> dict:
+    """Predict `test` (its pairs and views), score every image, identify view-0 predictions among the
+    test targets with a descriptor fit on `train`'s targets; write out/ and return the summary
+    (`summary` holds model, direction, protocol and where the numbers come from)."""
+    model.to(device)
+    sketch = summary["direction"] == "photo2sketch"
     out.mkdir(parents=True, exist_ok=True)
     for old in (out / PRED_DIR).glob("*.png"):  # an earlier evaluation's predictions must not linger
         if is_pred_filename(old.name):
@@ -246,7 +268,8 @@ def evaluate(run: str | Path, *, data: str | Path | None = None, protocol: str |
     elif (out / PRED_DIR).is_dir() and not any((out / PRED_DIR).iterdir()):
         (out / PRED_DIR).rmdir()
     rows, probes, gallery = [], {}, {}
-    for src, tgt, pred, stem, view in predict_dataset(model, test, name=cfg.model, progress=progress, device=dev):
+    for src, tgt, pred, stem, view in predict_dataset(model, test, name=summary["model"], progress=progress,
+                                                      device=device):
         m = image_metrics(pred.transpose(1, 2, 0), tgt.transpose(1, 2, 0), sketch=sketch)
         rows.append({"name": item_name(stem, view), **{k: round(v, 6) for k, v in m.items()}})
         if save_images:
@@ -257,19 +280,58 @@ def evaluate(run: str | Path, *, data: str | Path | None = None, protocol: str |
     stems = sorted(probes)
     ident = identification(PCADescriptor(train_targets), np.stack([probes[s] for s in stems]),
                            np.stack([gallery[s] for s in stems])) if len(stems) > 1 and len(train_targets) else {}
-    summary = {"model": cfg.model, "direction": cfg.direction, "protocol": label, "n": len(rows),
-               "test_pairs": len(test_pairs), "views": list(views), "image_size": model.image_size,
-               "metrics": average(rows), "identification": ident, "metric_settings": SETTINGS,
-               "run": str(run.resolve()), "weights_sha256": sha, "device": str(dev), "dataset": dataset,
-               "data": str(data.resolve()) if data is not None else None,
-               "trained_on": _dataset_info(own.train + own.test)["path"],
-               "train_overlap": overlap, "notes": notes, "unfinished": left}
+    summary = {**summary, "n": len(rows), "image_size": model.image_size, "metrics": average(rows),
+               "identification": ident, "metric_settings": SETTINGS, "device": str(device)}
     _write_csv(out / "metrics.csv", rows)
-    write_split_manifest(Split(label, [], list(test_pairs), (0,), tuple(views)), out / "test_pairs.csv")
+    write_split_manifest(Split(summary["protocol"], [], list(test.pairs), (0,), tuple(summary["views"])),
+                         out / "test_pairs.csv")
     tmp = out / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2))
     tmp.replace(out / "summary.json")
     return summary
+
+
+def shipped_eval_dir(name: str, direction: str, data: Path, protocol: str | None) -> Path:
+    """runs/shipped-<model>-<direction>/eval-<data name>[-<protocol>]: the default --out."""
+    return eval_dir_for(Path("runs") / f"shipped-{name}-{direction}", data, protocol)
+
+
+def evaluate_shipped(name: str, direction: str, data: str | Path, *, protocol: str | None = None,
+                     out: Path | None = None, device: str = "auto", save_images: bool = True,
+                     progress: bool = True) -> dict:
+    """Score the weights that ship with the package for `name`/`direction` on the pairs of `data`
+    (every pair, original view; or the test split of `protocol`), like `evaluate RUN --data`.
+    Identification fits its descriptor on the split's training targets (on the test targets
+    themselves when every pair is a test pair). Test pairs whose photo the weights were trained on
+    (by content) are counted and said."""
+    from facesketch.direction import parse_direction
+    from facesketch.shipped import load_shipped, seen_photos, shipped_path
+    direction = parse_direction(direction).value
+    if device not in DEVICES and not re.fullmatch(r"cuda:\d+", device):
+        raise FacesketchError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {device!r}")
+    data = Path(data)
+    weights = shipped_path(name, direction)
+    model, meta = load_shipped(name, direction)
+    out = Path(out) if out else shipped_eval_dir(name, direction, data, protocol)
+    check_out_dir(out, weights, data, protocol or "all")
+    test_pairs, views, label, source, dataset, notes, train_pairs = _data_test_set(data, protocol, seed=0)
+    seen = seen_photos(meta)
+    overlap = sum(file_sha256(p.photo) in seen for p in test_pairs)
+    if overlap:
+        notes.append(f"{overlap} of the {len(test_pairs)} test pairs are photos the shipped weights were trained "
+                     "on, so these numbers are not a fair test")
+    for note in notes if progress else ():
+        print(f"note: {note}", flush=True)
+    kwargs = dict(size=model.image_size, direction=direction)
+    test = _load_pairs(test_pairs, source, views=views, **kwargs)
+    train = _load_pairs(train_pairs or test_pairs, source, views=(0,), **kwargs)
+    summary = {"model": name, "direction": direction, "protocol": label, "test_pairs": len(test_pairs),
+               "views": list(views), "run": str(weights.resolve()), "weights_sha256": file_sha256(weights),
+               "dataset": dataset, "data": str(data.resolve()), "trained_on": meta.get("trained_on", "CUFS"),
+               "descriptor_fit_on": "the split's training targets" if train_pairs else "the test targets",
+               "train_overlap": overlap, "notes": notes, "unfinished": None, "shipped": True}
+    return _score(model, test, train, out, summary, device=resolve_device(device), save_images=save_images,
+                  progress=progress)
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:

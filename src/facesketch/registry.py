@@ -19,6 +19,8 @@ class ModelSpec:
 
     schedule: the default stages, ((loss, epochs), ...); a loss name from `facesketch.losses`
         (each stage starts a fresh optimiser). Empty for baselines, which are fitted, not trained.
+    direction_schedules: {direction: schedule} where one direction trains with other stages than
+        `schedule` (see `schedule_for`).
     optimizer: Adam settings that differ from the report's (lr 1e-3, betas 0.9/0.999).
     channels_last: train in the channels_last memory layout on CPU (measured, bench/README.md).
     uses_view: forward() takes the dihedral view index of each input (the mean baseline does).
@@ -28,12 +30,14 @@ class ModelSpec:
     ema: decay of an exponential moving average of the weights (None: none); when set, the
         average is what is evaluated and saved as model.safetensors.
     demo_epochs: first-stage epochs in `facesketch demo` (None: the model is not in the demo).
+    demo_lr: the learning rate in `facesketch demo` (None: the model's own).
     published: the report's Tables I/II numbers for this model, {direction: {metric: value}}.
     """
 
     image_size: int
     learned: bool = True
     schedule: tuple[tuple[str, int], ...] = ()
+    direction_schedules: dict = field(default_factory=dict)
     optimizer: dict = field(default_factory=dict)
     channels_last: bool = False
     uses_view: bool = False
@@ -41,7 +45,12 @@ class ModelSpec:
     lr_schedule: str = "constant"
     ema: float | None = None
     demo_epochs: int | None = None
+    demo_lr: float | None = None
     published: dict = field(default_factory=dict)
+
+    def schedule_for(self, direction: str) -> tuple[tuple[str, int], ...]:
+        """The default stages when training `direction`."""
+        return self.direction_schedules.get(direction, self.schedule)
 
     @property
     def lr(self) -> float | None:

@@ -13,7 +13,7 @@ DECODER = (64, 128, 256, 512, 1024, 2048, 4096)
 
 
 @register_model("dense_ae", spec=ModelSpec(
-    image_size=128, schedule=(("mse", 100),), demo_epochs=2,
+    image_size=128, schedule=(("mse", 100),), demo_epochs=1,
     published={"photo2sketch": {"mae_median": 0.162, "rmse": 0.266, "ssim_paper": 0.642},
                "sketch2photo": {"mae_median": 0.064, "rmse": 0.136, "ssim_paper": 0.735}}))
 class DenseAE(nn.Module):

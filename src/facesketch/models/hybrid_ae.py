@@ -66,7 +66,7 @@ class UpConvT3(nn.Module):
 
 
 @register_model("hybrid_ae", spec=ModelSpec(
-    image_size=256, schedule=(("mse", 100), ("mae", 50)), demo_epochs=1,
+    image_size=256, schedule=(("mse", 100), ("mae", 50)), demo_epochs=None,
     published={"photo2sketch": {"mae_median": 0.150, "rmse": 0.269, "ssim_paper": 0.727},
                "sketch2photo": {"mae_median": 0.055, "rmse": 0.130, "ssim_paper": 0.801}}))
 class HybridAE(nn.Module):

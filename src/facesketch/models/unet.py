@@ -26,7 +26,7 @@ def _init_pix2pix(module: nn.Module) -> None:
 
 
 @register_model("unet", spec=ModelSpec(
-    image_size=256, schedule=(("mae", 100),), gan=True, demo_epochs=3,
+    image_size=256, schedule=(("mae", 100),), gan=True, demo_epochs=1,
     optimizer={"lr": 2e-4, "betas": (0.5, 0.999)}))  # pix2pix's Adam settings
 class UNet(nn.Module):
     """(N, C, 256, 256) in [0, 1] -> (N, C, 256, 256) in [0, 1]."""
