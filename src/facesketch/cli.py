@@ -12,7 +12,7 @@ from typer.core import TyperGroup
 
 from facesketch import FacesketchError
 from facesketch.cli_options import PROTOCOL_HELP, RUN_OPTIONS, Out, options
-from facesketch.direction import DIRECTIONS, parse_direction
+from facesketch.direction import DIRECTIONS
 
 
 class _Interrupted(Exception):
@@ -189,11 +189,8 @@ def evaluate_cmd(
         _fail(f"--model: unknown model {model!r}; choose from {', '.join(sorted(list_models()))}")
     _existing(data)
     device = opts["device"]
-    if device not in ("auto", "cpu", "cuda", "mps") and not (device.startswith("cuda:") and device[5:].isdigit()):
-        _fail(f"--device must be auto, cpu, cuda, cuda:N or mps, got {device!r}")
     try:
         if model is not None:
-            direction = parse_direction(direction).value
             summary = evaluate_shipped(model, direction, data, protocol=protocol, out=out, device=device,
                                        save_images=not no_images)
             where = out or shipped_eval_dir(model, direction, data, protocol)

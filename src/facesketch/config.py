@@ -51,6 +51,16 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def check_device(device) -> None:
+    """--device must name auto, cpu, cuda, cuda:N or mps (whether it exists is asked later)."""
+    cuda_n = isinstance(device, str) and device.startswith("cuda:") and device[5:].isdigit()
+    if device not in DEVICES and not cuda_n:
+        raise FacesketchError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {device!r}")
+
+
 @dataclass
 class RunConfig:
     model: str
@@ -88,9 +98,7 @@ class RunConfig:
             raise FacesketchError(f"--direction must be {' or '.join(DIRECTIONS)}, got {self.direction!r}") from None
         if self.precision not in ("fp32", "bf16"):
             raise FacesketchError(f"--precision must be fp32 or bf16, got {self.precision!r}")
-        cuda_n = isinstance(self.device, str) and self.device.startswith("cuda:") and self.device[5:].isdigit()
-        if self.device not in ("auto", "cpu", "cuda", "mps") and not cuda_n:
-            raise FacesketchError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
+        check_device(self.device)
         if not _is_int(self.batch_size) or self.batch_size < 1:
             raise FacesketchError(f"--batch-size must be a positive integer, got {self.batch_size}")
         if self.epochs is not None and (not _is_int(self.epochs) or self.epochs < 1):

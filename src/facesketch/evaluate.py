@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from tqdm import tqdm
 
 from facesketch import FacesketchError
 from facesketch.checkpoint import file_sha256, MODEL_FILE, load_meta, load_weights
-from facesketch.config import RunConfig
+from facesketch.config import RunConfig, check_device
 from facesketch.data.dataset import PairDataset, make_loader
 from facesketch.data.images import open_image, to_uint8_image
 from facesketch.data.pairs import Pair, find_pairs
@@ -38,7 +37,6 @@ from facesketch.runs import (PRED_DIR, check_run_dir, check_split_unchanged, che
 
 __all__ = ["check_run_dir", "load_run_model", "predict_dataset", "evaluate", "evaluate_shipped", "eval_dir_for",
            "check_out_dir"]
-DEVICES = ("auto", "cpu", "cuda", "mps")
 EVAL_FILES = ("summary.json", "metrics.csv", "test_pairs.csv")  # with PRED_DIR: all an evaluation writes
 
 
@@ -219,8 +217,7 @@ def evaluate(run: str | Path, *, data: str | Path | None = None, protocol: str |
     if protocol is not None and data is None:
         raise FacesketchError("--protocol chooses the test split of --data; give --data too "
                               "(a run's own split is fixed in its split.csv)")
-    if device not in DEVICES and not re.fullmatch(r"cuda:\d+", device):
-        raise FacesketchError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {device!r}")
+    check_device(device)
     out = Path(out) if out else eval_dir_for(run, data, protocol)
     if out.exists() and not out.is_dir():
         raise FacesketchError(f"--out {out} is a file; expected a folder for the evaluation")
@@ -307,8 +304,7 @@ def evaluate_shipped(name: str, direction: str, data: str | Path, *, protocol: s
     from facesketch.direction import parse_direction
     from facesketch.shipped import load_shipped, seen_photos, shipped_path
     direction = parse_direction(direction).value
-    if device not in DEVICES and not re.fullmatch(r"cuda:\d+", device):
-        raise FacesketchError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {device!r}")
+    check_device(device)
     data = Path(data)
     weights = shipped_path(name, direction)
     model, meta = load_shipped(name, direction)
