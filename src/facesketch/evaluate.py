@@ -301,10 +301,13 @@ def evaluate_shipped(name: str, direction: str, data: str | Path, *, protocol: s
     Identification fits its descriptor on the split's training targets (on the test targets
     themselves when every pair is a test pair). Test pairs whose photo the weights were trained on
     (by content) are counted and said."""
-    from facesketch.direction import parse_direction
+    from facesketch.direction import DIRECTIONS
     from facesketch.shipped import load_shipped, seen_photos, shipped_path
-    direction = parse_direction(direction).value
+    if direction not in DIRECTIONS:
+        raise FacesketchError(f"--direction must be {' or '.join(DIRECTIONS)}, got {direction!r}")
+    direction = DIRECTIONS[DIRECTIONS.index(direction)]  # a Direction member, too, becomes its plain name
     check_device(device)
+    dev = resolve_device(device)  # an unavailable device is said before any work
     data = Path(data)
     weights = shipped_path(name, direction)
     model, meta = load_shipped(name, direction)
@@ -326,8 +329,7 @@ def evaluate_shipped(name: str, direction: str, data: str | Path, *, protocol: s
                "dataset": dataset, "data": str(data.resolve()), "trained_on": meta.get("trained_on", "CUFS"),
                "descriptor_fit_on": "the split's training targets" if train_pairs else "the test targets",
                "train_overlap": overlap, "notes": notes, "unfinished": None, "shipped": True}
-    return _score(model, test, train, out, summary, device=resolve_device(device), save_images=save_images,
-                  progress=progress)
+    return _score(model, test, train, out, summary, device=dev, save_images=save_images, progress=progress)
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
