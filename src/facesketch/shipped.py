@@ -8,7 +8,6 @@ file from a finished run folder.
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import torch.nn as nn
 
 from facesketch import FacesketchError
 from facesketch.checkpoint import MODEL_FILE, atomic_save, file_sha256, load_meta, load_weights
+from facesketch.data.protocols import read_split_manifest
 from facesketch.direction import DIRECTIONS
 from facesketch.registry import create_model, list_models
 
@@ -62,19 +62,18 @@ def load_shipped(name: str, direction: str) -> tuple[nn.Module, dict]:
 def _photo_hashes(run: Path) -> list[str]:
     """sha256 of each training photo named by RUN/split.csv: how an evaluation of the shipped
     weights finds the faces they have seen, whatever the files are called or wherever they lie."""
-    with (run / "split.csv").open(newline="", encoding="utf-8") as f:
-        return sorted(file_sha256(Path(r["photo"])) for r in csv.DictReader(f) if r["split"] == "train")
+    return sorted(file_sha256(p.photo) for p in read_split_manifest(run / "split.csv").train)
 
 
 def export_weights(run: Path, dest: Path, **extra) -> dict:
     """RUN/model.safetensors -> dest in fp16 with its metadata, the training photos' sha256 and
     `extra` (e.g. where it was trained). Returns the metadata written."""
     run = Path(run)
-    tensors_meta = load_meta(run / MODEL_FILE)
-    model = create_model(tensors_meta["model"], **tensors_meta.get("model_kwargs", {}))
+    run_meta = load_meta(run / MODEL_FILE)
+    model = create_model(run_meta["model"], **run_meta.get("model_kwargs", {}))
     load_weights(model, run / MODEL_FILE)
     tensors = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
-    meta = {**tensors_meta, "storage": "fp16", "train_photos_sha256": _photo_hashes(run), **extra}
+    meta = {**run_meta, "storage": "fp16", "train_photos_sha256": _photo_hashes(run), **extra}
     atomic_save(tensors, meta, Path(dest))
     Path(dest).chmod(0o644)  # package data: readable by every user of an installed copy
     return meta
