@@ -29,3 +29,16 @@ def synth_copy(synth_dir, tmp_path) -> Path:
     dst = tmp_path / "data"
     shutil.copytree(synth_dir, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def face_photos(tmp_path_factory) -> dict[str, Path]:
+    """Two real face photos that ship inside installed packages (nothing from ../shared): scikit-image's
+    astronaut (Eileen Collins, 512x512) and matplotlib's Grace Hopper (512x600)."""
+    import matplotlib.cbook
+    from PIL import Image
+    from skimage import data
+    root = tmp_path_factory.mktemp("faces")
+    Image.fromarray(data.astronaut()).save(root / "astronaut.png")
+    Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg")).convert("RGB").save(root / "hopper.png")
+    return {"astronaut": root / "astronaut.png", "hopper": root / "hopper.png"}

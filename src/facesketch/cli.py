@@ -251,6 +251,11 @@ def reproduce_cmd(data: Annotated[Path, typer.Option("--data", help="CUFS folder
     typer.echo(f"\nreport: {reproduce(data, out, **opts).resolve()}")
 
 
+from facesketch import cli_use  # noqa: E402  (its commands go on the app defined above)
+
+cli_use.register(app, data_app)
+
+
 def main() -> None:
     try:
         app()

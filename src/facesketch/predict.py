@@ -1,0 +1,195 @@
+"""Turn one's own pictures into sketches or photos: `facesketch sketch` / `facesketch photo`.
+
+A `Translator` holds one trained model for one direction (the shipped weights of a model, or any
+run folder) and maps face crops to outputs in batches. `predict_paths` does the whole job for
+files and folders: read each picture, find and align its face to the CUFS framing
+(`facesketch.data.align`), translate, and write a PNG; one bad file is reported and skipped,
+never the end of the job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from facesketch import FacesketchError
+from facesketch.data.align import Aligned, align_face, no_align
+from facesketch.data.images import IMAGE_SUFFIXES, read_image, resize_square, shown
+from facesketch.direction import Direction, parse_direction
+from facesketch.registry import model_spec
+
+DEFAULT_MODEL = "fsnet"
+SUFFIX = {Direction.photo2sketch: "_sketch", Direction.sketch2photo: "_photo"}
+WHAT_IN = {Direction.photo2sketch: "photo", Direction.sketch2photo: "sketch"}
+
+
+class Translator:
+    """One model for one direction: PIL images in, PIL images out, each at its input's size."""
+
+    def __init__(self, model: torch.nn.Module, *, name: str, direction: Direction | str, label: str,
+                 device: torch.device | None = None):
+        self.direction = parse_direction(direction)
+        self.name, self.label = name, label
+        self.device = device or torch.device("cpu")
+        self.model = model.to(self.device).eval()
+        self.size = model.image_size
+        self.uses_view = model_spec(name).uses_view
+
+    @classmethod
+    def shipped(cls, name: str, direction: Direction | str, *, device: torch.device | None = None) -> Translator:
+        from facesketch.shipped import load_shipped
+        direction = parse_direction(direction)
+        model, _ = load_shipped(name, direction.value)
+        return cls(model, name=name, direction=direction, label=f"{name} (shipped)", device=device)
+
+    @classmethod
+    def from_run(cls, run: Path, *, direction: Direction | str | None = None,
+                 device: torch.device | None = None) -> Translator:
+        from facesketch.evaluate import load_run_model
+        model, cfg = load_run_model(Path(run))
+        if direction is not None and parse_direction(direction) != parse_direction(cfg.direction):
+            raise FacesketchError(f"--run {run}: it was trained for {cfg.direction}, this needs "
+                                  f"{parse_direction(direction).value}")
+        return cls(model, name=cfg.model, direction=cfg.direction, label=f"{cfg.model} ({Path(run).name})",
+                   device=device)
+
+    @torch.no_grad()
+    def __call__(self, images: list[Image.Image], *, batch_size: int = 8) -> list[Image.Image]:
+        out: list[Image.Image] = []
+        for i in range(0, len(images), batch_size):
+            chunk = images[i:i + batch_size]
+            x = np.stack([np.asarray(resize_square(im.convert("RGB"), self.size), dtype=np.uint8) for im in chunk])
+            x = torch.from_numpy(x).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+            if self.uses_view:
+                y = self.model(x, view=torch.zeros(len(chunk), dtype=torch.long, device=self.device))
+            else:
+                y = self.model(x)
+            y = (y.float().clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            for im, arr in zip(chunk, y):
+                res = Image.fromarray(arr).resize(im.size, Image.BILINEAR)
+                out.append(res.convert("L") if self.direction == Direction.photo2sketch else res)
+        return out
+
+
+def load_translator(direction: Direction | str, *, model: str | None = None, run: Path | None = None,
+                    device: torch.device | None = None) -> Translator:
+    """--run RUN, else --model NAME's shipped weights, else the shipped flagship."""
+    if run is not None and model is not None:
+        raise FacesketchError("give --run or --model, not both")
+    if run is not None:
+        return Translator.from_run(run, direction=direction, device=device)
+    return Translator.shipped(model or DEFAULT_MODEL, direction, device=device)
+
+
+def prepare(image: Image.Image, *, align: bool = True, all_faces: bool = False, name: str = "image") -> list[Aligned]:
+    """The crop(s) a model should see: the aligned face(s), or the picture itself."""
+    return align_face(image, all_faces=all_faces, name=name) if align else [no_align(image)]
+
+
+def side_by_side(left: Image.Image, right: Image.Image) -> Image.Image:
+    w, h = left.size
+    out = Image.new("RGB", (2 * w, h), "white")
+    out.paste(left.convert("RGB"), (0, 0))
+    out.paste(right.convert("RGB").resize((w, h), Image.BILINEAR), (w, 0))
+    return out
+
+
+@dataclass
+class Job:
+    """What predict_paths did: written files, and each skipped input with its reason."""
+    written: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def collect_inputs(inputs: list[Path], *, recursive: bool, suffix: str) -> tuple[list[tuple[Path, Path]], Job]:
+    """(file, the folder its output name is relative to) for every picture to do; a given file that
+    is not a picture, or is missing, is a failure of the job; other files inside folders are noted."""
+    job, found = Job(), []
+    for given in inputs:
+        if given.is_dir():
+            files = sorted(given.rglob("*") if recursive else given.iterdir())
+            others = 0
+            for f in files:
+                if not f.is_file():
+                    continue
+                if f.suffix.lower() not in IMAGE_SUFFIXES:
+                    others += 1
+                    job.failed.append((f, "not an image file (expected " + ", ".join(sorted(IMAGE_SUFFIXES)) + ")"))
+                elif f.stem.endswith(suffix) and f.suffix.lower() == ".png":
+                    others += 1
+                    job.notes.append(f"{shown(f)}: skipped, its name says it is an earlier output of this command")
+                else:
+                    found.append((f, given))
+        elif given.is_file():
+            if given.suffix.lower() not in IMAGE_SUFFIXES:
+                job.failed.append((given, "not an image file (expected " + ", ".join(sorted(IMAGE_SUFFIXES)) + ")"))
+            else:
+                found.append((given, given.parent))
+        else:
+            job.failed.append((given, "no such file or folder"))
+    return found, job
+
+
+def output_path(src: Path, base: Path, out: Path | None, suffix: str, face: int | None = None) -> Path:
+    """Beside the input (or under --out, keeping the path below `base`): <stem><suffix>[_face<k>].png."""
+    name = f"{src.stem}{suffix}" + (f"_face{face}" if face is not None else "") + ".png"
+    if out is None:
+        return src.with_name(name)
+    rel = src.relative_to(base).parent if base in src.parents else Path()
+    return out / rel / name
+
+
+def predict_paths(translator: Translator, inputs: list[Path], *, out: Path | None = None, recursive: bool = False,
+                  align: bool = True, all_faces: bool = False, side: bool = False, overwrite: bool = False,
+                  batch_size: int = 8, progress: bool = True) -> Job:
+    """Translate every picture in `inputs` (files, folders) and write PNGs; see the module doc."""
+    d = translator.direction
+    suffix = SUFFIX[d]
+    files, job = collect_inputs([Path(p) for p in inputs], recursive=recursive, suffix=suffix)
+    pending: list[tuple[Aligned, Path]] = []
+
+    def flush():
+        outs = translator([a.image for a, _ in pending], batch_size=batch_size)
+        for (a, dest), res in zip(pending, outs):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            img = side_by_side(a.image, res) if side else res
+            tmp = dest.with_name(dest.name + ".tmp")
+            img.save(tmp, format="PNG")
+            tmp.replace(dest)
+            job.written.append(dest)
+        pending.clear()
+
+    bar = tqdm(files, desc=f"{translator.label}: {d.value}", unit="image", disable=not progress or len(files) < 2)
+    for src, base in bar:
+        try:
+            image, mode = read_image(src)
+            if d == Direction.photo2sketch and image.mode == "L":
+                job.notes.append(f"{shown(src)}: a greyscale photo; the model was trained on colour photos, "
+                                 "so its sketch may be weaker")
+            crops = prepare(image, align=align, all_faces=all_faces, name=shown(src))
+        except FacesketchError as e:
+            job.failed.append((src, str(e).removeprefix(shown(src) + ": ")))
+            continue
+        except (OSError, ValueError, SyntaxError) as e:  # Pillow's ways of saying "not a picture"
+            job.failed.append((src, f"cannot read it as an image ({type(e).__name__}: {e})"))
+            continue
+        for k, crop in enumerate(crops):
+            dest = output_path(src, base, out, suffix, face=k + 1 if all_faces and len(crops) > 1 else None)
+            if dest.exists() and not overwrite:
+                job.failed.append((src, f"{shown(dest)} exists; --overwrite replaces it"))
+                continue
+            if dest.resolve() == src.resolve():
+                job.failed.append((src, "its output would replace it"))
+                continue
+            pending.append((crop, dest))
+        if len(pending) >= batch_size:
+            flush()
+    if pending:
+        flush()
+    return job
