@@ -122,3 +122,13 @@ def test_a_run_of_the_other_direction_is_refused(tmp_path, synth_dir, face_photo
     r = runner.invoke(app, ["photo", str(face_photos["astronaut"]), "--run", str(tmp_path / "r"), "--out",
                             str(tmp_path / "o")])
     assert r.exit_code == 0 and "conv_ae (r) sketch2photo: wrote 1 image(s)" in r.output
+
+
+def test_large_jpegs_are_decoded_at_a_reduced_scale_but_never_below_the_side_asked(tmp_path):
+    from facesketch.data.images import read_image
+    Image.new("RGB", (4000, 3000), "tan").save(tmp_path / "phone.jpg")
+    Image.new("RGB", (4000, 3000), "tan").save(tmp_path / "phone.png")
+    assert read_image(tmp_path / "phone.jpg", max_side=1600)[0].size == (2000, 1500)   # 1/2: 1/4 would be 1000
+    assert read_image(tmp_path / "phone.jpg", max_side=900)[0].size == (1000, 750)
+    assert read_image(tmp_path / "phone.jpg")[0].size == (4000, 3000)
+    assert read_image(tmp_path / "phone.png", max_side=900)[0].size == (4000, 3000)   # only JPEG can

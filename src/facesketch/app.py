@@ -37,7 +37,7 @@ from facesketch.config import RunConfig
 from facesketch.data.align import NoFaceError
 from facesketch.data.images import read_image, shown
 from facesketch.gallery import Gallery, contact_sheet
-from facesketch.predict import load_translator, prepare
+from facesketch.predict import READ_SIDE, load_translator, prepare
 from facesketch.shipped import shipped_models
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -110,7 +110,7 @@ def read_upload(up: Upload) -> Image.Image:
     if size > MAX_UPLOAD_BYTES:
         raise FacesketchError(f"{up.name}: {size / 2**20:.1f} MB, above the limit of {MAX_UPLOAD_BYTES / 2**20:g} MB")
     try:
-        image, _ = read_image(up.path)
+        image, _ = read_image(up.path, max_side=READ_SIDE)
     except FacesketchError as e:
         raise FacesketchError(str(e).replace(shown(up.path), up.name)) from None
     except (OSError, ValueError, SyntaxError) as e:  # Pillow's ways of saying "not a picture"

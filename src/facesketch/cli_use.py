@@ -33,11 +33,17 @@ def _translator(direction: Direction, model: str | None, run: Path | None, devic
 
 
 def _predict(direction: Direction, inputs: list[Path], out, recursive, no_align, all_faces, side_by_side,
-             overwrite, model, run, batch_size, device) -> None:
+             overwrite, model, run, batch_size, device, nice) -> None:
+    import os
+
     from facesketch.data.images import shown
     from facesketch.predict import predict_paths
     if batch_size < 1:
         _fail(f"--batch-size must be at least 1, got {batch_size}")
+    if not 0 <= nice <= 19:
+        _fail(f"--nice must be 0-19, got {nice}")
+    if nice and hasattr(os, "nice"):
+        os.nice(nice)
     if out is not None and out.exists() and not out.is_dir():
         _fail(f"--out {shown(out)} is a file; expected a folder")
     try:
@@ -76,9 +82,11 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
             run: Optional[Path] = typer.Option(None, "--run", help=_RUN_HELP),
             batch_size: int = typer.Option(8, "--batch-size", help="pictures per model call"),
             device: str = typer.Option("auto", "--device", help=_DEVICE_HELP),
+            nice: int = typer.Option(10, "--nice", help="lower this job's CPU priority by this much (0-19; 0 keeps "
+                                     "it) so that `facesketch serve` and other interactive work stay responsive"),
         ):
             _predict(direction, inputs, out, recursive, no_align, all_faces, side_by_side, overwrite, model, run,
-                     batch_size, device)
+                     batch_size, device, nice)
         command.__doc__ = (f"Turn {plural[what]} into {plural[makes]}: find and align each face to the CUFS framing, translate it, "
                            "write a PNG. Bad files are reported and skipped; exit 1 if any was.")
         return command
@@ -105,7 +113,7 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         """Find who a sketch shows: rank a gallery of face photos; prints the top K and writes a contact sheet."""
         from facesketch.data.images import read_image, shown
         from facesketch.gallery import DEFAULT_VIA, PLURAL, VIA, Gallery, write_results
-        from facesketch.predict import prepare
+        from facesketch.predict import READ_SIDE, prepare
         if top < 1:
             _fail(f"--top must be at least 1, got {top}")
         if via is not None and via not in VIA:
@@ -115,7 +123,7 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         if not sketch.is_file():
             _fail(f"{shown(sketch)}: no such file")
         try:
-            image, _ = read_image(sketch)
+            image, _ = read_image(sketch, max_side=READ_SIDE)
         except FacesketchError as e:
             _fail(str(e))
         except (OSError, ValueError, SyntaxError) as e:

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from facesketch import FacesketchError
 from facesketch.data.images import IMAGE_SUFFIXES, read_image, shown
 from facesketch.direction import Direction
-from facesketch.predict import Translator, prepare
+from facesketch.predict import READ_SIDE, Translator, prepare
 
 VIA = {"sketch": Direction.photo2sketch, "photo": Direction.sketch2photo}
 PLURAL = {"sketch": "sketches", "photo": "photos"}
@@ -83,7 +83,7 @@ class Gallery:
                 self.skipped.append((f, "not an image file"))
                 continue
             try:
-                image, _ = read_image(f)
+                image, _ = read_image(f, max_side=READ_SIDE)
                 self.entries.append(Entry(f, prepare(image, align=align, name=shown(f))[0].image.convert("RGB")))
             except FacesketchError as e:
                 self.skipped.append((f, str(e).removeprefix(shown(f) + ": ")))

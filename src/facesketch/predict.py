@@ -24,6 +24,9 @@ from facesketch.direction import Direction, parse_direction
 from facesketch.registry import model_spec
 
 DEFAULT_MODEL = "fsnet"
+# Pictures are decoded at no more than this (JPEG's reduced scales; see read_image): a face that
+# fills a tenth of the picture still gets more pixels than a CUFS face has.
+READ_SIDE = 1600
 SUFFIX = {Direction.photo2sketch: "_sketch", Direction.sketch2photo: "_photo"}
 WHAT_IN = {Direction.photo2sketch: "photo", Direction.sketch2photo: "sketch"}
 
@@ -168,7 +171,7 @@ def predict_paths(translator: Translator, inputs: list[Path], *, out: Path | Non
     bar = tqdm(files, desc=f"{translator.label}: {d.value}", unit="image", disable=not progress or len(files) < 2)
     for src, base in bar:
         try:
-            image, mode = read_image(src)
+            image, _ = read_image(src, max_side=READ_SIDE)
             if d == Direction.photo2sketch and image.mode == "L":
                 job.notes.append(f"{shown(src)}: a greyscale photo; the model was trained on colour photos, "
                                  "so its sketch may be weaker")

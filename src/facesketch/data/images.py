@@ -39,10 +39,14 @@ def check_declared_size(path: Path, size: tuple[int, int]) -> None:
                               f"and {MAX_PIXELS / 1e6:g} megapixels; refused before decoding")
 
 
-def read_image(path: Path) -> tuple[Image.Image, str]:
+def read_image(path: Path, *, max_side: int | None = None) -> tuple[Image.Image, str]:
     """Fully decode `path` -> (image, the file's own mode), with EXIF orientation applied and
     alpha composited onto white. The image is 'RGB' or 'L'; high-bit-depth greyscale is scaled
     to 8 bits by its full range (65535 for 16-bit, 1.0 for float).
+
+    max_side: a JPEG larger than this on its longer side is decoded at the smallest of its
+    built-in reduced scales (1/2, 1/4, 1/8) that keeps at least max_side px there: a
+    12-megapixel phone photo decodes about 4x faster, and a face crop never needs those pixels.
 
     Raises FacesketchError for a declared size above the limits or values outside that range,
     OSError/ValueError for unreadable files.
@@ -58,6 +62,9 @@ def read_image(path: Path) -> tuple[Image.Image, str]:
         with im:
             mode = im.mode
             check_declared_size(path, im.size)
+            if max_side and im.format == "JPEG" and max(im.size) > max_side:
+                w, h = im.size
+                im.draft(im.mode, (max(1, w * max_side // max(w, h)), max(1, h * max_side // max(w, h))))
             im.load()
             im = ImageOps.exif_transpose(im)
     if im.mode in HIGH_BIT_WHITE:
