@@ -102,3 +102,14 @@ def test_cufs_eye_positions_are_what_the_module_states(cufs_dir):
         f, found = faces[0]
         assert align_face(Image.open(f))[0].image.tobytes() == Image.open(f).tobytes() or not already_framed(
             Image.open(f), found[0])
+
+
+def test_a_turned_face_on_a_wide_canvas_is_found_not_a_false_face_in_her_suit(face_photos):
+    """Upright, the default detector misses the turned face and finds a 'face' in the orange suit;
+    the second detector turns that down and the turned search finds her."""
+    photo = Image.open(face_photos["astronaut"]).convert("RGB")
+    canvas = Image.new("RGB", (1100, 700), (60, 70, 90))
+    canvas.paste(photo.rotate(-18, resample=Image.BICUBIC, fillcolor=(60, 70, 90)), (420, 120))
+    crop = align_face(canvas)[0].image
+    assert _same_framing(crop, align_face(photo)[0].image)
+    assert _diff(crop, align_face(photo)[0].image) < 0.08
