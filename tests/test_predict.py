@@ -18,13 +18,17 @@ runner = CliRunner()
 
 @pytest.fixture
 def mixed_folder(tmp_path, face_photos):
-    """A folder as users have them: two faces (one in a sub-folder, one greyscale), a wall, a text
-    file, a truncated JPEG and a PNG whose header declares 9000 px."""
+    """A folder as users have them: two faces (one in a sub-folder, one greyscale), a cat (no human
+    face), a blank page, a 20 px icon, a text file, a truncated JPEG and a PNG whose header declares
+    9000 px."""
+    from skimage.data import chelsea
     d = tmp_path / "mine"
     (d / "sub").mkdir(parents=True)
     shutil.copy(face_photos["astronaut"], d / "astronaut.png")
     Image.open(face_photos["hopper"]).convert("L").save(d / "sub" / "hopper grey.jpg")
+    Image.fromarray(chelsea()).save(d / "cat.png")
     Image.new("RGB", (300, 300), (128, 128, 128)).save(d / "wall.png")
+    Image.open(face_photos["astronaut"]).resize((20, 20)).save(d / "icon.png")
     (d / "notes.txt").write_text("not a picture")
     (d / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 40)
     Image.new("L", (9000, 40)).save(d / "huge.png")
@@ -35,7 +39,8 @@ def test_a_folder_with_bad_files_gets_done_and_each_bad_file_is_named(mixed_fold
     r = runner.invoke(app, ["sketch", str(mixed_folder), "--recursive"])
     assert r.exit_code == 1, r.output  # some inputs were skipped
     for name, why in [("notes.txt", "not an image file"), ("broken.jpg", "cannot read it as an image"),
-                      ("huge.png", "declares 9000x40 pixels, above the limit"), ("wall.png", "no face found")]:
+                      ("huge.png", "declares 9000x40 pixels, above the limit"), ("cat.png", "no face found"),
+                      ("wall.png", "a blank picture"), ("icon.png", "20x20 pixels, below the 32 px")]:
         assert f"skipped {mixed_folder / name}: {why}" in r.output
     assert "--no-align" in r.output
     assert "greyscale photo" in r.output
@@ -44,6 +49,26 @@ def test_a_folder_with_bad_files_gets_done_and_each_bad_file_is_named(mixed_fold
         im = Image.open(out)
         assert im.size == CUFS_SIZE and im.mode == "L"
         assert 0.1 < np.asarray(im).std() / 255 < 0.5   # a drawing, not a flat page
+
+
+def test_two_inputs_never_share_an_output_and_a_file_given_twice_is_done_once(tmp_path, face_photos):
+    d = tmp_path / "same"
+    d.mkdir()
+    shutil.copy(face_photos["astronaut"], d / "a.png")
+    Image.open(face_photos["hopper"]).save(d / "a.jpg")
+    r = runner.invoke(app, ["sketch", str(d), str(d / "a.png"), str(d / "." / "a.png")])
+    assert r.exit_code == 1 and "wrote 1 image(s)" in r.output
+    assert f"skipped {d / 'a.png'}: its output {d / 'a_sketch.png'} is already that of {d / 'a.jpg'}" in r.output
+
+
+def test_empty_folders_say_so(tmp_path, face_photos):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "nested" / "sub").mkdir(parents=True)
+    shutil.copy(face_photos["astronaut"], tmp_path / "nested" / "sub" / "a.png")
+    r = runner.invoke(app, ["sketch", str(tmp_path / "empty"), str(tmp_path / "nested")])
+    assert r.exit_code == 1 and "wrote 0 image(s)" in r.output
+    assert f"skipped {tmp_path / 'empty'}: no picture to do in this folder\n" in r.output
+    assert "no picture to do in this folder (sub-folders need -r)" in r.output
 
 
 def test_outputs_are_never_overwritten_nor_taken_as_inputs(tmp_path, face_photos):
@@ -103,7 +128,7 @@ def test_batches_give_the_same_pictures_as_one_at_a_time(face_photos):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--model", "conv_ae"], "no shipped weights; these ship: fsnet"),
+    (["--model", "conv_ae"], "no shipped weights for photo2sketch; these ship: fsnet"),
     (["--model", "fsnet", "--run", "x"], "give --run or --model, not both"),
     (["--batch-size", "0"], "--batch-size must be at least 1"),
     (["--device", "tpu"], "--device"),

@@ -54,7 +54,7 @@ def test_shipped_weights_load_and_translate(direction):
     (["--model", "fsnet", "--direction", "photo2sketch"], "give --direction (photo2sketch or sketch2photo) and --data"),
     (["--model", "nope", "--direction", "photo2sketch", "--data", "."], "unknown model 'nope'"),
     (["--model", "fsnet", "--direction", "up", "--data", "."], "direction must be photo2sketch or sketch2photo"),
-    (["--model", "conv_ae", "--direction", "photo2sketch", "--data", "."], "no shipped weights; these ship: fsnet"),
+    (["--model", "conv_ae", "--direction", "photo2sketch", "--data", "."], "no shipped weights for photo2sketch; these ship: fsnet"),
     (["some-run", "--model", "fsnet", "--direction", "photo2sketch", "--data", "."], "not both"),
     ([], "give a run folder, or --model"),
 ])

@@ -72,7 +72,7 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
                                                f"input, named <name>_{makes}.png)"),
             recursive: bool = typer.Option(False, "--recursive", "-r", help="also take pictures in sub-folders"),
             no_align: bool = typer.Option(False, "--no-align", help="take each picture as an already framed face "
-                                          "crop: no face detection (the output keeps the input's size)"),
+                                          "crop: no face detection (the output keeps the size it was read at; JPEGs over 1600 px are read at 1/2-1/8 scale)"),
             all_faces: bool = typer.Option(False, "--all-faces", help="every face found, each to its own file "
                                            "(default: the largest)"),
             side_by_side: bool = typer.Option(False, "--side-by-side", help="write the aligned input and the "
@@ -109,10 +109,11 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         via: Optional[str] = typer.Option(None, "--via", help="compare as 'photo' (the sketch -> a photo; the default, "
                                           "better on CUFS 88/100) or 'sketch' (the gallery photos -> sketches)"),
         device: str = typer.Option("auto", "--device", help=_DEVICE_HELP),
+        overwrite: bool = typer.Option(False, "--overwrite", help="replace the results of an earlier search in --out"),
     ):
         """Find who a sketch shows: rank a gallery of face photos; prints the top K and writes a contact sheet."""
         from facesketch.data.images import read_image, shown
-        from facesketch.gallery import DEFAULT_VIA, PLURAL, VIA, Gallery, write_results
+        from facesketch.gallery import DEFAULT_VIA, PLURAL, RESULT_FILES, VIA, Gallery, write_results
         from facesketch.predict import READ_SIDE, prepare
         if top < 1:
             _fail(f"--top must be at least 1, got {top}")
@@ -120,8 +121,15 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
             _fail(f"--via must be sketch or photo, got {via!r}")
         if via is not None and run is not None:
             _fail("--via goes with shipped weights; a --run's direction decides how it compares")
+        if sketch.is_dir():
+            _fail(f"{shown(sketch)} is a folder; give one sketch file (the photos to search go in --gallery)")
         if not sketch.is_file():
             _fail(f"{shown(sketch)}: no such file")
+        out = out or Path(f"identify-{sketch.stem}")
+        if out.exists() and not out.is_dir():
+            _fail(f"--out {shown(out)} is a file; expected a folder")
+        if not overwrite and any((out / f).exists() for f in RESULT_FILES):
+            _fail(f"--out {shown(out)} holds an earlier search; --overwrite replaces it")
         try:
             image, _ = read_image(sketch, max_side=READ_SIDE)
         except FacesketchError as e:
@@ -142,7 +150,7 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
                    f"{translator.label}; chance of rank 1: {1 / n:.3f})")
         for m in matches:
             typer.echo(f"{m.rank:>3}  {m.score:.4f}  {shown(m.entry.path)}")
-        page = write_results(out or Path(f"identify-{sketch.stem}"), sketch, crop, matches, generated, g)
+        page = write_results(out, sketch, crop, matches, generated, g)
         typer.echo(f"contact sheet: {shown(page)}")
 
     @app.command("serve")
@@ -155,13 +163,19 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
     ):
         """A web app (Gradio): photo -> sketch, sketch (upload or draw) -> photo, identify against --gallery.
 
-        Needs the app extra: pip install -e '.[app]'."""
+        Needs the app extra: pip install -e '.\\[app]'."""
         from facesketch.app import serve
         if not 0 < port < 65536:
             _fail(f"--port must be 1-65535, got {port}")
         for flag, folder in (("--runs-dir", runs_dir), ("--gallery", gallery)):
             if folder is not None and not folder.is_dir():
-                _fail(f"{flag} {folder}: no such folder")
+                _fail(f"{flag} {folder}: " + ("not a folder" if folder.exists() else "no such folder"))
+        import socket
+        try:  # Gradio's own message for a busy port or a bad host speaks of launch() and env variables
+            with socket.create_server((host, port)):
+                pass
+        except OSError as e:
+            _fail(f"cannot listen on {host}:{port} ({e.strerror or e}); choose another --port or --host")
         try:
             serve(host=host, port=port, runs_dir=runs_dir, gallery=gallery)
         except FacesketchError as e:
@@ -181,7 +195,7 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         except FacesketchError as e:
             _fail(str(e))
         for name, why in report.failed:
-            typer.echo(f"not aligned {name}: {why}", err=True)
+            typer.echo(f"not aligned {name}: {why}" if name != "-" else f"not used: {why}", err=True)
         typer.echo(f"aligned {report.written} of {report.total} pairs into {out}"
                    + (f"; {len(report.failed)} listed in {report.failed_file}" if report.failed else ""))
         if not report.written:

@@ -35,6 +35,7 @@ VIA = {"sketch": Direction.photo2sketch, "photo": Direction.sketch2photo}
 PLURAL = {"sketch": "sketches", "photo": "photos"}
 DEFAULT_VIA = "photo"
 HOG_SIZE = (100, 125)
+RESULT_FILES = ("contact.png", "matches.csv", "index.html")
 
 
 def hog_descriptors(images: list[Image.Image]) -> np.ndarray:
@@ -126,17 +127,17 @@ def write_results(out: Path, sketch_path: Path, sketch: Image.Image, matches: li
     """OUT/contact.png, OUT/matches.csv and OUT/index.html (the sheet and a table); returns index.html."""
     out.mkdir(parents=True, exist_ok=True)
     contact_sheet(sketch, matches, generated).save(out / "contact.png")
-    with (out / "matches.csv").open("w", newline="") as f:
-        w = csv.writer(f)
+    with (out / "matches.csv").open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\n")
         w.writerow(["rank", "score", "photo"])
         for m in matches:
-            w.writerow([m.rank, f"{m.score:.4f}", str(m.entry.path)])
+            w.writerow([m.rank, f"{m.score:.4f}", shown(m.entry.path)])
     rows = "\n".join(f"<tr><td>{m.rank}</td><td>{m.score:.4f}</td><td>{html.escape(shown(m.entry.path))}</td></tr>"
                      for m in matches)
-    page = (f"<!doctype html><meta charset='utf-8'><title>facesketch identify {html.escape(sketch_path.name)}</title>"
+    page = (f"<!doctype html><meta charset='utf-8'><title>facesketch identify {html.escape(shown(sketch_path.name))}</title>"
             f"<h1>{html.escape(shown(sketch_path))}</h1><p>gallery {html.escape(shown(gallery.folder))}: "
             f"{len(gallery.entries)} photos, compared as {PLURAL[gallery.via]} by {html.escape(gallery.translator.label)}; "
-            "score: cosine similarity of centred HOG descriptors</p><img src='contact.png' style='max-width:100%'>"
+            "score: cosine similarity of centred HOG descriptors (comparable within one gallery only)</p><img src='contact.png' style='max-width:100%'>"
             f"<table border=1 cellpadding=4><tr><th>rank</th><th>score</th><th>photo</th></tr>{rows}</table>")
     (out / "index.html").write_text(page, encoding="utf-8")
     return out / "index.html"

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from facesketch import FacesketchError
 from facesketch.data.align import Aligned, align_face, no_align
-from facesketch.data.images import IMAGE_SUFFIXES, read_image, resize_square, shown
+from facesketch.data.images import IMAGE_SUFFIXES, MIN_SIDE, read_image, resize_square, shown
 from facesketch.direction import Direction, parse_direction
 from facesketch.registry import model_spec
 
@@ -111,32 +111,53 @@ class Job:
 
 
 def collect_inputs(inputs: list[Path], *, recursive: bool, suffix: str) -> tuple[list[tuple[Path, Path]], Job]:
-    """(file, the folder its output name is relative to) for every picture to do; a given file that
-    is not a picture, or is missing, is a failure of the job; other files inside folders are noted."""
-    job, found = Job(), []
+    """(file, the folder its output name is relative to) for every picture to do, each file once
+    however often it is given. A given file that is not a picture, or is missing, and any other
+    file inside a given folder, is a failure of the job, named; so is a folder with no picture."""
+    job, found, seen = Job(), [], set()
+    accepted = ", ".join(sorted(IMAGE_SUFFIXES))
+
+    def take(f: Path, base: Path) -> None:
+        key = f.resolve()
+        if key not in seen:
+            seen.add(key)
+            found.append((f, base))
+
     for given in inputs:
         if given.is_dir():
-            files = sorted(given.rglob("*") if recursive else given.iterdir())
-            others = 0
-            for f in files:
-                if not f.is_file():
+            before = len(found)
+            for f in sorted(given.rglob("*") if recursive else given.iterdir()):
+                if f.is_dir():
                     continue
-                if f.suffix.lower() not in IMAGE_SUFFIXES:
-                    others += 1
-                    job.failed.append((f, "not an image file (expected " + ", ".join(sorted(IMAGE_SUFFIXES)) + ")"))
+                if not f.is_file():
+                    job.failed.append((f, "not a readable file (a broken link?)"))
+                elif f.suffix.lower() not in IMAGE_SUFFIXES:
+                    job.failed.append((f, f"not an image file (expected {accepted})"))
                 elif f.stem.endswith(suffix) and f.suffix.lower() == ".png":
-                    others += 1
                     job.notes.append(f"{shown(f)}: skipped, its name says it is an earlier output of this command")
                 else:
-                    found.append((f, given))
+                    take(f, given)
+            if len(found) == before:
+                sub = "" if recursive or not any(p.is_dir() for p in given.iterdir()) else " (sub-folders need -r)"
+                job.failed.append((given, f"no picture to do in this folder{sub}"))
         elif given.is_file():
             if given.suffix.lower() not in IMAGE_SUFFIXES:
-                job.failed.append((given, "not an image file (expected " + ", ".join(sorted(IMAGE_SUFFIXES)) + ")"))
+                job.failed.append((given, f"not an image file (expected {accepted})"))
             else:
-                found.append((given, given.parent))
+                take(given, given.parent)
         else:
             job.failed.append((given, "no such file or folder"))
     return found, job
+
+
+def check_picture(image: Image.Image, name: str) -> None:
+    """Refuse what no model can use: a picture under MIN_SIDE px, or one of a single tone."""
+    if min(image.size) < MIN_SIDE:
+        raise FacesketchError(f"{name}: {image.width}x{image.height} pixels, below the {MIN_SIDE} px per side "
+                              "a face needs")
+    lo, hi = image.convert("L").getextrema()
+    if hi - lo < 8:
+        raise FacesketchError(f"{name}: a blank picture (one tone, {lo}..{hi}); nothing to translate")
 
 
 def output_path(src: Path, base: Path, out: Path | None, suffix: str, face: int | None = None) -> Path:
@@ -156,6 +177,7 @@ def predict_paths(translator: Translator, inputs: list[Path], *, out: Path | Non
     suffix = SUFFIX[d]
     files, job = collect_inputs([Path(p) for p in inputs], recursive=recursive, suffix=suffix)
     pending: list[tuple[Aligned, Path]] = []
+    planned: dict[Path, Path] = {}   # output -> the input it is for: two inputs never share one
 
     def flush():
         outs = translator([a.image for a, _ in pending], batch_size=batch_size)
@@ -172,6 +194,7 @@ def predict_paths(translator: Translator, inputs: list[Path], *, out: Path | Non
     for src, base in bar:
         try:
             image, _ = read_image(src, max_side=READ_SIDE)
+            check_picture(image, shown(src))
             if d == Direction.photo2sketch and image.mode == "L":
                 job.notes.append(f"{shown(src)}: a greyscale photo; the model was trained on colour photos, "
                                  "so its sketch may be weaker")
@@ -184,12 +207,20 @@ def predict_paths(translator: Translator, inputs: list[Path], *, out: Path | Non
             continue
         for k, crop in enumerate(crops):
             dest = output_path(src, base, out, suffix, face=k + 1 if all_faces and len(crops) > 1 else None)
+            if dest.is_dir():
+                job.failed.append((src, f"its output {shown(dest)} is a folder"))
+                continue
             if dest.exists() and not overwrite:
                 job.failed.append((src, f"{shown(dest)} exists; --overwrite replaces it"))
                 continue
             if dest.resolve() == src.resolve():
                 job.failed.append((src, "its output would replace it"))
                 continue
+            if (other := planned.get(dest.resolve())) is not None:
+                job.failed.append((src, f"its output {shown(dest)} is already that of {shown(other)}; rename one, "
+                                        "or give them separate --out folders"))
+                continue
+            planned[dest.resolve()] = src
             pending.append((crop, dest))
         if len(pending) >= batch_size:
             flush()

@@ -51,8 +51,7 @@ def load_shipped(name: str, direction: str) -> tuple[nn.Module, dict]:
     """The shipped model for `direction`, in eval mode on the CPU, and its metadata."""
     path = shipped_path(name, direction)
     if not path.is_file():
-        raise FacesketchError(f"--model {name} --direction {direction}: no shipped weights; "
-                              f"these ship: {_what_ships()}")
+        raise FacesketchError(f"--model {name}: no shipped weights for {direction}; these ship: {_what_ships()}")
     meta = load_meta(path)
     model = create_model(name, **meta.get("model_kwargs", {}))
     load_weights(model, path)

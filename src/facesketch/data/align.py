@@ -238,13 +238,17 @@ def align_to(image: Image.Image, face: Face) -> Image.Image:
     return Image.fromarray(out)
 
 
-def align_face(image: Image.Image, *, all_faces: bool = False, name: str = "image") -> list[Aligned]:
+NO_ALIGN_HINT = "if it is already a face crop, use --no-align"
+
+
+def align_face(image: Image.Image, *, all_faces: bool = False, name: str = "image",
+               hint: str = NO_ALIGN_HINT) -> list[Aligned]:
     """The largest face (or every face, largest first) aligned to the CUFS framing.
 
-    Raises NoFaceError naming `name` when no face is found."""
+    Raises NoFaceError naming `name` (and giving `hint`, when there is one) when no face is found."""
     faces = detect_faces(image, thorough=all_faces)
     if not faces:
-        raise NoFaceError(f"{name}: no face found; if it is already a face crop, use --no-align")
+        raise NoFaceError(f"{name}: no face found" + (f"; {hint}" if hint else ""))
     return [Aligned(align_to(image, f), f) for f in (faces if all_faces else faces[:1])]
 
 

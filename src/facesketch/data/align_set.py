@@ -29,7 +29,7 @@ from facesketch.data.pairs import find_pairs
 class AlignReport:
     total: int = 0
     written: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (pair name, why)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (pair name or file, why)
     failed_file: Path | None = None
 
 
@@ -38,14 +38,24 @@ def _aligned(path: Path):
         image, _ = read_image(path)
     except (OSError, ValueError, SyntaxError) as e:
         raise FacesketchError(f"{shown(path)}: cannot read it as an image ({type(e).__name__})") from None
-    return align_face(image, name=shown(path))[0].image
+    return align_face(image, name=shown(path), hint="")[0].image
 
 
 def _check_out(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise FacesketchError(f"OUT {shown(out)} is a file; expected a new or empty folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise FacesketchError(f"OUT {shown(out)} is not empty; give a new folder (or --overwrite to write into it)")
+        raise FacesketchError(f"OUT {shown(out)} is not empty; give a new folder (or --overwrite to replace an "
+                              "earlier aligned copy in it)")
+
+
+def _clear_earlier(out: Path) -> None:
+    """--overwrite: remove what an earlier `data align` wrote, so no stale pair stays in the set."""
+    for sub in ("photos", "sketches"):
+        for f in (out / sub).glob("*.png") if (out / sub).is_dir() else ():
+            f.unlink()
+    for name in ("pairs.csv", "not_aligned.csv"):
+        (out / name).unlink(missing_ok=True)
 
 
 def align_dataset(raw: str | Path, out: str | Path, *, overwrite: bool = False, progress: bool = True) -> AlignReport:
@@ -57,9 +67,12 @@ def align_dataset(raw: str | Path, out: str | Path, *, overwrite: bool = False, 
     _check_out(out, overwrite)
     if out.resolve() == raw.resolve() or raw.resolve() in out.resolve().parents:
         raise FacesketchError(f"OUT {shown(out)} lies inside RAW {shown(raw)}; choose a folder outside it")
+    if overwrite and out.is_dir():
+        _clear_earlier(out)
     (out / "photos").mkdir(parents=True, exist_ok=True)
     (out / "sketches").mkdir(parents=True, exist_ok=True)
-    report = AlignReport(total=len(found.pairs))
+    # files that pair with nothing, or cannot be named, are listed like pairs that fail
+    report = AlignReport(total=len(found.pairs), failed=[("-", problem) for problem in found.problems])
     rows = []
     keep_columns = any(p.split for p in found.pairs) or found.layout == "manifest"
     names: set[str] = set()
