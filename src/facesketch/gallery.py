@@ -1,12 +1,12 @@
 """`facesketch identify SKETCH --gallery DIR`: rank a folder of face photos by how well each matches a sketch.
 
-Both pictures must be of one kind to be compared, so one side is translated. Measured on CUFS
-88/100 (the 100 test identities' sketches as probes, their photos as the gallery; fsnet runs
-trained on the 88 training identities only; numbers in the README):
-  via "sketch": the gallery photos become sketches (photo2sketch), compared with the sketch;
-  via "photo":  the sketch becomes a photo (sketch2photo), compared with the gallery photos.
-The default is whichever ranked better there (DEFAULT_VIA). A run folder given with --run decides
-by its own direction.
+Both pictures must be of one kind to be compared, so one side is translated:
+  via "photo":  the sketch becomes a photo (sketch2photo), compared with the gallery photos;
+  via "sketch": the gallery photos become sketches (photo2sketch), compared with the sketch.
+Measured on CUFS 88/100 (the 100 test identities' sketches as queries, their photos as the
+gallery; fsnet runs trained on the 88 training identities only; docs/measure_identify.py), both
+ranked every person first. "photo" is the default (DEFAULT_VIA): one model call per query
+instead of one per gallery photo. A run folder given with --run decides by its own direction.
 
 The descriptor needs no training: HOG (scikit-image; 10 px cells, 2x2 blocks) of the greyscale
 CUFS-framed crop at half size (100x125), centred on the gallery's mean descriptor, compared by
