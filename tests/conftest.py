@@ -10,6 +10,19 @@ import pytest
 CUFS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cufs"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """--layout auto caches its timings in the user's cache folder: tests use their own."""
+    import os
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
+
+
 @pytest.fixture(scope="session")
 def cufs_dir() -> Path:
     if not (CUFS / "photos").is_dir():

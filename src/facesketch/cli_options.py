@@ -68,6 +68,8 @@ OPTIONS: dict[str, inspect.Parameter] = {p.name: p for p in (
             "random (default 0.2)"),
     _option("name", Optional[str], RunConfig.name, "run folder name inside --runs-dir (default "
             "<model>-<direction>-s<seed>)"),
+    _option("layout", str, RunConfig.layout, "memory layout: auto (times a few training steps of each on this "
+            "machine, cached per CPU/GPU, torch, model and batch size), nchw or channels_last"),
     _option("views", str, RunConfig.views, "training views: all (the protocol's 8) or identity (8x quicker)"),
     _option("recalibrate_bn", bool, RunConfig.recalibrate_bn, "after training, re-estimate BatchNorm statistics on "
             "the train set (recommended for short runs: Keras' momentum 0.99 adapts slowly)", "--recalibrate-bn"),
@@ -78,8 +80,8 @@ OPTIONS: dict[str, inspect.Parameter] = {p.name: p for p in (
 
 # What every command that trains takes: the RunConfig options besides the model, direction and
 # the single run's own (--epochs, --gan, --name).
-RUN_OPTIONS = ("data", "protocol", "seed", "epochs_scale", "batch_size", "lr", "device", "precision", "runs_dir",
-               "synthetic_n", "test_fraction", "views", "recalibrate_bn")
+RUN_OPTIONS = ("data", "protocol", "seed", "epochs_scale", "batch_size", "lr", "device", "precision", "layout",
+               "runs_dir", "synthetic_n", "test_fraction", "views", "recalibrate_bn")
 
 # Options whose default is the command's own: the help is shared, the default given where used.
 Out = Annotated[Path, typer.Option("--out", help="folder for runs/ and report/")]

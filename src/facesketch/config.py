@@ -18,9 +18,9 @@ MAX_SEED = 2**32 - 1  # numpy's and the data loader's seeds must fit
 # Each field as the CLI spells it, for messages; fields without a CLI option keep their name.
 FLAGS = {f: "--" + f.replace("_", "-") for f in (
     "model", "direction", "data", "synthetic_n", "protocol", "test_fraction", "seed", "epochs", "epochs_scale",
-    "batch_size", "lr", "device", "precision", "gan", "runs_dir", "name", "views", "recalibrate_bn")}
+    "batch_size", "lr", "device", "precision", "gan", "runs_dir", "name", "views", "recalibrate_bn", "layout")}
 # Options that change where or how fast a run trains, never what it learns: free to differ on a resume.
-MACHINE_FIELDS = ("device", "runs_dir", "num_workers")
+MACHINE_FIELDS = ("device", "runs_dir", "num_workers", "layout", "layout_chosen")
 SCHEDULE_FIELDS = ("epochs", "epochs_scale")
 
 
@@ -83,6 +83,8 @@ class RunConfig:
     num_workers: int = 0
     views: str = "all"                 # training views: 'all' (the protocol's) or 'identity' (quick runs)
     recalibrate_bn: bool = False       # re-estimate BatchNorm statistics on the train set after training
+    layout: str = "auto"               # memory layout: auto (timed per machine, facesketch.autotune), nchw, channels_last
+    layout_chosen: str | None = None   # what training used (written by train; a resume keeps it)
 
     def __post_init__(self):
         """Refuse any value that would fail deep inside training or train silently wrong, in one
@@ -111,6 +113,8 @@ class RunConfig:
         if not _is_int(self.synthetic_n) or self.synthetic_n < 2:
             raise FacesketchError(f"--synthetic-n must be an integer of at least 2 (a train and a test pair), "
                                   f"got {self.synthetic_n}")
+        if self.layout not in ("auto", "nchw", "channels_last"):
+            raise FacesketchError(f"--layout must be auto, nchw or channels_last, got {self.layout!r}")
         if self.views not in ("all", "identity"):
             raise FacesketchError(f"--views must be all or identity, got {self.views!r}")
         if self.gan and self.model != "unet":

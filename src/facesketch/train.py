@@ -99,6 +99,8 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False, prog
     place = Placement.start(cfg.device)
     main = place.dist.main
     run_dir = validate_run_dir(cfg, resume=resume, overwrite=overwrite) if main else cfg.run_dir
+    if resume and cfg.layout == "auto" and (run_dir / "config.yaml").is_file():
+        cfg.layout_chosen = RunConfig.load(run_dir / "config.yaml").layout_chosen   # keep its layout
     # a resume trains the run it finds, so cfg must agree with it (a longer schedule extends it)
     notes, trains_more = resume_plan(cfg) if resume else ([], True)
     torch.manual_seed(cfg.seed)
@@ -131,8 +133,7 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False, prog
 def _train_learned(run: _Run, spec, model: nn.Module, train_ds, test_ds, resume: bool) -> TrainResult:
     """The schedule's stages, epoch by epoch, through the model kind's step."""
     cfg, place, main = run.cfg, run.place, run.main
-    # channels_last: measured per model on CPU (bench/README.md)
-    place = dataclasses.replace(place, channels_last=spec.channels_last and place.device.type == "cpu")
+    place = dataclasses.replace(place, channels_last=_layout(run, spec, resume) == "channels_last")
     model = place.module(model)
     step = STEP_KINDS[step_kind(cfg)](model, cfg=cfg, spec=spec, place=place, autocast=_autocast(cfg, place))
     stages = step.stage_losses(cfg.stages())
@@ -200,8 +201,45 @@ def _fit_baseline(run: _Run, model: nn.Module, train_ds) -> TrainResult:
     return TrainResult(run.dir, model, [], run.notes)
 
 
-def _autocast(cfg: RunConfig, place: Placement):
-    if cfg.precision == "bf16" and place.device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+def _layout(run: _Run, spec, resume: bool) -> str:
+    """--layout, or for auto: the layout this run chose before (a resume), else facesketch.autotune's
+    choice for this machine. Printed, and saved in config.yaml as layout_chosen."""
+    from facesketch import autotune
+    cfg, place = run.cfg, run.place
+    saved = cfg.layout_chosen if resume else None
+    if cfg.layout != "auto":
+        choice, how = cfg.layout, "as asked"
+    elif not any(isinstance(m, nn.Conv2d) for m in create_model(cfg.model, **cfg.model_kwargs).modules()):
+        choice, how = "nchw", "no convolutions: the layout does not matter"
+    elif saved in autotune.LAYOUTS:
+        choice, how = saved, "as this run chose before"
+    elif place.dist.enabled:   # one timing per rank could disagree: the spec's measured default
+        choice, how = ("channels_last" if spec.channels_last and place.device.type == "cpu" else "nchw"), \
+            "the model's default under DDP"
+    else:
+        batch = max(1, math.ceil(cfg.batch_size / place.dist.world))
+        size = create_model(cfg.model, **cfg.model_kwargs).image_size
+
+        def make_step(channels_last: bool):
+            p = dataclasses.replace(place, channels_last=channels_last)
+            m = p.module(create_model(cfg.model, **cfg.model_kwargs))
+            step = STEP_KINDS[step_kind(cfg)](m, cfg=cfg, spec=spec, place=p, autocast=_autocast(cfg, p, quiet=True))
+            step.start_stage(step.stage_losses(cfg.stages())[0][0], total_steps=1000)
+            return step, p
+        choice, info = autotune.choose_layout(cfg.model, batch, cfg.precision, place.device, make_step,
+                                              (batch, 3, size, size))
+        times = ", ".join(f"{k} {v:.3f}" for k, v in info["seconds_per_step"].items())
+        how = ("measured" if info["source"] == "measured" else "cached") + f": s/step {times}"
+    if run.main:
+        print(f"layout: {choice} ({how})", flush=True)
+        cfg.layout_chosen = choice
+        cfg.save(run.dir / "config.yaml")
+    return choice
+
+
+def _autocast(cfg: RunConfig, place: Placement, quiet: bool = False):
+    if not quiet and cfg.precision == "bf16" and place.device.type == "cpu" \
+            and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         print("warning: this CPU has no native bf16 (oneDNN reports no AVX-512-BF16/AMX); bf16 will run on a "
               "slow emulated path, see bench/README.md. Use --precision fp32 here.", flush=True)
     return torch.autocast(place.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
