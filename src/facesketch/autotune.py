@@ -109,7 +109,9 @@ def choose_layout(model: str, batch: int, precision: str, device: torch.device, 
     cached = _read_cache().get(key)
     if isinstance(cached, dict) and cached.get("layout") in LAYOUTS:
         return cached["layout"], {"source": "cache", "key": key, **cached}
-    timings = time_layouts(make_step, batch_shape, device)
+    # the timing draws random images and weights: it must not move the run's own random stream
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        timings = time_layouts(make_step, batch_shape, device)
     choice = pick(timings)
     entry = {"layout": choice, "seconds_per_step": {k: round(v, 4) for k, v in timings.items()},
              "measured": time.strftime("%Y-%m-%d")}

@@ -45,6 +45,9 @@ class Placement:
         """Resolve the device and join the DDP group when launched by torchrun."""
         device = resolve_device(device_name)
         dist = D.init(device.type)
+        if device.type == "cuda":
+            # fixed input sizes: cuDNN times its convolution algorithms once and keeps the fastest
+            torch.backends.cudnn.benchmark = True
         if dist.enabled and device.type == "cuda":
             device = torch.device("cuda", dist.local_rank)
             torch.cuda.set_device(device)

@@ -253,7 +253,7 @@ def _epoch(step, ds, cfg: RunConfig, place: Placement, epoch: int, batch: int, d
     if sampler is not None:
         sampler.set_epoch(epoch)
     loader = make_loader(ds, batch_size=batch, shuffle=True, seed=cfg.seed, epoch=epoch,
-                         num_workers=cfg.num_workers, sampler=sampler)
+                         num_workers=cfg.num_workers, sampler=sampler, pin_memory=place.device.type == "cuda")
     step.train()
     t0, seen, total = time.perf_counter(), 0, 0.0
     bar = tqdm(loader, desc=desc, leave=False, disable=not (progress and dist.main), unit="batch")

@@ -60,10 +60,11 @@ def _seed_worker(worker_id: int) -> None:
 
 
 def make_loader(ds: Dataset, *, batch_size: int, shuffle: bool, seed: int = 0, epoch: int = 0,
-                num_workers: int = 0, sampler=None, drop_last: bool = False) -> DataLoader:
-    """A DataLoader whose shuffle order depends only on (seed, epoch): resumable and reproducible."""
+                num_workers: int = 0, sampler=None, drop_last: bool = False, pin_memory: bool = False) -> DataLoader:
+    """A DataLoader whose shuffle order depends only on (seed, epoch): resumable and reproducible.
+    pin_memory: page-locked batches, so that copies to a GPU overlap compute (CUDA only)."""
     g = torch.Generator()
     g.manual_seed(seed * 100_003 + epoch)
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
                       generator=g, num_workers=num_workers, worker_init_fn=_seed_worker,
-                      drop_last=drop_last, persistent_workers=False)
+                      drop_last=drop_last, persistent_workers=False, pin_memory=pin_memory)

@@ -1,0 +1,28 @@
+"""bench/gpu.sh, the prepared script for a lent GPU, runs end to end on the CPU with a tiny schedule."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_gpu_script_runs_end_to_end_on_a_cpu(tmp_path, synth_dir):
+    env = {**os.environ, "EPOCHS_SCALE": "0.01", "DEVICE": "cpu", "MODELS": "conv_ae,mean", "BENCH_MODELS": "fsnet",
+           "BENCH_SECONDS": "0.2", "BENCH_PAIRS": "4", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    r = subprocess.run(["bash", str(ROOT / "bench" / "gpu.sh"), str(synth_dir), str(tmp_path / "out")], env=env,
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    out = tmp_path / "out"
+    assert "cuda: none (CPU run)" in (out / "device.txt").read_text()
+    bench = (out / "loop_bench.md").read_text()
+    assert "| fsnet | nchw |" in bench and "| fsnet | channels_last |" in bench and "auto ->" in bench
+    tables = (out / "tables.md").read_text()
+    assert "conv_ae" in tables and "mean" in tables
+    assert "total" in (out / "time.txt").read_text()
