@@ -23,7 +23,7 @@ print("cuda:", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "
 PY
 cat "$OUT/device.txt"
 python bench/loop_bench.py --device "${DEVICE:-auto}" --models "${BENCH_MODELS:-conv_ae,fsnet}" \
-    --seconds "${BENCH_SECONDS:-5}" --synthetic-n "${BENCH_PAIRS:-24}" --no-readme | tee "$OUT/loop_bench.md"
+    --seconds "${BENCH_SECONDS:-5}" --synthetic-n "${BENCH_PAIRS:-24}" --no-fresh --no-readme | tee "$OUT/loop_bench.md"
 bench_done=$(date +%s)
 facesketch reproduce --data "$DATA" --out "$OUT/reproduce" --epochs-scale "${EPOCHS_SCALE:-1}" \
     --device "${DEVICE:-auto}" --models "${MODELS:-dense_ae,conv_ae,hybrid_ae,pencil,grey,mean}" --overwrite

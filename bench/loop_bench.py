@@ -1,16 +1,21 @@
-"""The real training loop beside the bare model step, in one run, per model and layout.
+"""The real training loop beside the bare model step, in one run, per model and candidate.
 
 `loop`: `facesketch.train.train` on built-in synthetic faces, all 8 views, the model's own loss,
 optimiser and step: what `facesketch train` does, with data loading, views and logging. Its
 images/s is the last epoch's, as history.csv records it (the first epoch warms up).
-`step`: the same step object on one random batch held in memory, timed alone: what a
-micro-bench measures. Both in the same process, right after each other, for each layout; the
-ratio loop/step says how much of the loop the step explains, and the layouts are ranked by the
-loop. `auto` is the layout `--layout auto` picks here (timed fresh, not from the cache).
+`step`: the same step object on one random batch held in memory, timed alone in the same
+process right after the loop: what a micro-bench measures.
+`fresh`: bench/train_bench.py's measurement, a bare step in a fresh subprocess (how the earlier
+bench ranked the layouts).
+Each candidate of `--layout auto --precision auto` on this machine (layouts x fp32, and bf16
+where native) gets all three; the ratio loop/step says how much of the loop the step explains.
+`auto` is a run with the defaults, measured fresh (no cache): the choice it made and its speed.
+With --keras-python, the same models built in Keras (bench/keras_bench.py) are timed in the same
+run, so the default row can be read against Keras.
 
 On CUDA the same runs use the GPU (bench/gpu.sh). Writes its table into bench/README.md.
 
-    python bench/loop_bench.py [--models conv_ae,fsnet] [--device cpu] [--epochs 3] [--no-readme]
+    python bench/loop_bench.py [--models conv_ae,fsnet] [--device cpu] [--epochs 2] [--keras-python tf/bin/python]
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from readme_block import write_block  # noqa: E402
-from train_bench import cpu_flags  # noqa: E402
+from train_bench import cpu_flags, run, run_keras  # noqa: E402
 
 from facesketch import autotune  # noqa: E402
 from facesketch.config import RunConfig  # noqa: E402
@@ -51,7 +56,7 @@ def step_images_per_s(cfg: RunConfig, device: torch.device, channels_last: bool,
     spec = model_spec(cfg.model)
     place = Placement(device, DistInfo(), channels_last)
     model = place.module(create_model(cfg.model))
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")  # as asked
     step = STEP_KINDS[step_kind(cfg)](model, cfg=cfg, spec=spec, place=place, autocast=autocast)
     step.start_stage(step.stage_losses(cfg.stages())[0][0], total_steps=1000)
     step.train()
@@ -69,12 +74,14 @@ def step_images_per_s(cfg: RunConfig, device: torch.device, channels_last: bool,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="conv_ae,unet,fsnet")
+    ap.add_argument("--models", default="dense_ae,conv_ae,hybrid_ae,fsnet")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--synthetic-n", type=int, default=24, help="pairs of synthetic faces (x 8 views per epoch)")
+    ap.add_argument("--synthetic-n", type=int, default=16, help="pairs of synthetic faces (x 8 views per epoch)")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=10.0, help="time per bare-step measurement")
+    ap.add_argument("--keras-python", help="a Python interpreter with TensorFlow: time the Keras builds too")
+    ap.add_argument("--no-fresh", action="store_true", help="skip the fresh-subprocess step (train_bench's way)")
     ap.add_argument("--no-readme", action="store_true", help="print only; leave bench/README.md alone")
     args = ap.parse_args()
     device = resolve_device(args.device)
@@ -84,29 +91,48 @@ def main() -> None:
         for name in args.models.split(","):
             base = RunConfig(model=name, direction="photo2sketch", synthetic_n=args.synthetic_n, epochs=args.epochs,
                              batch_size=args.batch_size, device=args.device, runs_dir=str(Path(tmp) / "runs"))
+            convolutional = any(isinstance(m, torch.nn.Conv2d) for m in create_model(name).modules())
             measured = {}
-            for layout in autotune.LAYOUTS:
-                cfg = dataclasses.replace(base, layout=layout, name=f"{name}-{layout}")
+            for layout, precision in autotune.candidates("auto", "auto", device, convolutional=convolutional):
+                cfg = dataclasses.replace(base, layout=layout, precision=precision, name=f"{name}-{layout}-{precision}")
                 loop = loop_images_per_s(cfg)
                 step = step_images_per_s(cfg, device, layout == "channels_last", args.seconds)
-                measured[layout] = (loop, step)
-            auto = loop_images_per_s(dataclasses.replace(base, layout="auto", name=f"{name}-auto"))
-            chosen = RunConfig.load(Path(tmp) / "runs" / f"{name}-auto" / "config.yaml").layout_chosen
-            best_loop = max(measured, key=lambda k: measured[k][0])
-            best_step = max(measured, key=lambda k: measured[k][1])
-            rows.append((name, measured, auto, chosen, best_loop, best_step))
+                fresh = None if args.no_fresh or device.type != "cpu" else run(
+                    {"kind": "train", "model": name, "batch": args.batch_size, "layout": layout,
+                     "precision": precision, "seconds": args.seconds}).get("images_per_s")
+                measured[(layout, precision)] = (loop, step, fresh)
+                print(name, layout, precision, measured[(layout, precision)], flush=True)
+            auto = loop_images_per_s(dataclasses.replace(base, name=f"{name}-auto"))
+            saved = RunConfig.load(Path(tmp) / "runs" / f"{name}-auto" / "config.yaml")
+            rows.append((name, measured, auto, (saved.layout_chosen, saved.precision_chosen)))
+            print(name, "auto", auto, rows[-1][3], flush=True)
+    keras = {k["model"]: k for k in (run_keras(args.keras_python, ",".join(r[0] for r in rows), args.seconds)
+                                     if args.keras_python else []) if k.get("jit_compile") == "auto" and "error" not in k}
     what = (torch.cuda.get_device_name(device) if device.type == "cuda"
             else f"{platform.machine()} ({cpu_flags()}), {torch.get_num_threads()} threads")
-    lines = [f"Measured {time.strftime('%Y-%m-%d')} on {what}, torch {torch.__version__}, fp32, batch "
-             f"{args.batch_size}; loop: {args.synthetic_n} synthetic pairs x 8 views, epoch {args.epochs} of "
-             f"{args.epochs}.", "",
-             "| model | layout | loop img/s | step img/s | loop / step |", "|---|---|---|---|---|"]
-    for name, measured, auto, chosen, best_loop, best_step in rows:
-        for layout, (loop, step) in measured.items():
-            lines.append(f"| {name} | {layout} | {loop:.1f} | {step:.1f} | {loop / step:.2f} |")
-        lines.append(f"| {name} | auto -> {chosen} | {auto:.1f} | | |")
-    lines += ["", "Faster layout by the loop / by the bare step / auto's pick: " + "; ".join(
-        f"{n} {bl} / {bs} / {c}" for n, _, _, c, bl, bs in rows) + "."]
+    versions = next((f"; Keras: TensorFlow {k['tensorflow']}, Keras {k['keras']}, jit_compile auto, the same "
+                     "batch, fp32" for k in keras.values()), "")
+    lines = [f"Measured {time.strftime('%Y-%m-%d')} on {what}, torch {torch.__version__}, batch {args.batch_size}; "
+             f"loop: {args.synthetic_n} synthetic pairs x 8 views, epoch {args.epochs} of {args.epochs}{versions}.", "",
+             "| model | layout | precision | loop img/s | step img/s | loop / step | fresh-process step img/s | "
+             "loop / Keras |", "|---|---|---|---|---|---|---|---|"]
+
+    def vs_keras(name, ips):
+        return f"{ips / keras[name]['images_per_s']:.2f}x" if name in keras else ""
+    for name, measured, auto, chosen in rows:
+        for (layout, precision), (loop, step, fresh) in measured.items():
+            lines.append(f"| {name} | {layout} | {precision} | {loop:.1f} | {step:.1f} | {loop / step:.2f} | "
+                         + (f"{fresh:.1f}" if fresh else "") + f" | {vs_keras(name, loop)} |")
+        lines.append(f"| {name} | auto -> {chosen[0]} | {chosen[1]} | **{auto:.1f}** | | | | "
+                     f"**{vs_keras(name, auto)}** |")
+        if name in keras:
+            lines.append(f"| {name} | Keras | fp32 | {keras[name]['images_per_s']:.1f} | | | | 1.00x |")
+
+    def best(measured, k):
+        return " ".join(max(measured, key=lambda c: measured[c][k] or 0))
+    lines += ["", "Fastest by the loop / by the in-process step / by the fresh-process step / auto's pick: " + "; ".join(
+        f"{n}: {best(m, 0)} / {best(m, 1)} / {best(m, 2) if not args.no_fresh else '-'} / {' '.join(c)}"
+        for n, m, _, c in rows) + "."]
     print("\n".join(lines))
     if not args.no_readme:
         write_block("loop-bench", lines, "The training loop beside the bare step (`python bench/loop_bench.py`)")

@@ -1,5 +1,6 @@
-"""--layout auto (facesketch.autotune): the faster layout by injected timings, the cache, and what a
-run records. No test here times anything: the timings are given."""
+"""--layout auto and --precision auto (facesketch.autotune): the faster candidate by injected
+timings, bf16 only where native and where it keeps quality, the cache, and what a run records.
+No test here judges a speed: timings are given; the real timing functions are only run."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ from facesketch import autotune
 from facesketch.config import RunConfig
 from facesketch.train import train
 
+CPU = torch.device("cpu")
+FP32 = [("nchw", "fp32"), ("channels_last", "fp32")]
+ALL = FP32 + [("nchw", "bf16"), ("channels_last", "bf16")]
+
 
 def test_pick_takes_the_fewest_seconds_per_step():
     assert autotune.pick({"nchw": 0.31, "channels_last": 0.52}) == "nchw"
@@ -20,24 +25,78 @@ def test_pick_takes_the_fewest_seconds_per_step():
         autotune.pick({})
 
 
-def test_a_choice_is_measured_once_then_cached_per_model_batch_and_precision(monkeypatch, tmp_path):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    calls = []
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_is_a_candidate_only_where_native(monkeypatch, native):
+    monkeypatch.setattr(autotune, "native_bf16", lambda device: native)
+    assert autotune.candidates("auto", "auto", CPU) == (ALL if native else FP32)
+    assert autotune.candidates("auto", "fp32", CPU) == FP32
+    assert autotune.candidates("nchw", "bf16", CPU) == [("nchw", "bf16")]   # asked for: taken as asked
+    assert autotune.candidates("auto", "auto", CPU, convolutional=False) == \
+        ([("nchw", "fp32"), ("nchw", "bf16")] if native else [("nchw", "fp32")])
 
-    def fake(make_step, shape, device, layouts=autotune.LAYOUTS):
-        calls.append(shape)
-        return {"nchw": 2.0, "channels_last": 1.0} if len(calls) == 1 else {"nchw": 1.0, "channels_last": 2.0}
-    monkeypatch.setattr(autotune, "time_layouts", fake)
-    cpu = torch.device("cpu")
-    first, info = autotune.choose_layout("conv_ae", 16, "fp32", cpu, None, (16, 3, 256, 256))
-    assert (first, info["source"]) == ("channels_last", "measured")
-    again, info = autotune.choose_layout("conv_ae", 16, "fp32", cpu, None, (16, 3, 256, 256))
-    assert (again, info["source"]) == ("channels_last", "cache") and len(calls) == 1
-    other, info = autotune.choose_layout("conv_ae", 32, "fp32", cpu, None, (32, 3, 256, 256))
-    assert (other, info["source"]) == ("nchw", "measured")   # another batch size is another key
-    key = autotune.cache_key("conv_ae", 16, "fp32", cpu)
-    assert torch.__version__ in key and autotune.processor(cpu) in key
+
+def test_quality_verdict_compares_bf16_with_the_progress_fp32_made():
+    # fsnet before its loss left autocast: bf16 kept only half of fp32's progress
+    assert not autotune.quality_verdict([1.33, 1.2, 1.10, 1.06, 1.04, 1.04, 1.05, 1.03],
+                                        [1.31, 1.25, 1.21, 1.17, 1.15, 1.16, 1.17, 1.16])["ok"]
+    # conv_ae: the same curve to within 0.5% of the progress
+    verdict = autotune.quality_verdict([0.888, 0.6, 0.4, 0.32, 0.309, 0.288, 0.305],
+                                       [0.888, 0.6, 0.4, 0.32, 0.312, 0.287, 0.311])
+    assert verdict["ok"] and verdict["fp32_progress"] == pytest.approx(0.888 - (0.32 + 0.309 + 0.288 + 0.305) / 4,
+                                                                       abs=1e-4)
+    # fp32 learned nothing in the short run: nothing to judge bf16 by, so it is not taken
+    assert not autotune.quality_verdict([0.5, 0.5, 0.5, 0.5], [0.5, 0.5, 0.5, 0.5])["ok"]
+
+
+def _choose(monkeypatch, timings, quality_ok=True, precision="auto", model="conv_ae", batch=16):
+    calls = {"time": 0, "quality": 0}
+
+    def fake_time(make_step, shape, device, cands):
+        calls["time"] += 1
+        return {c: timings[c] for c in cands}
+
+    def fake_quality(make_step, pairs, layout):
+        calls["quality"] += 1
+        return {"ok": quality_ok, "fp32_loss": 0.3, "bf16_loss": 0.3 if quality_ok else 0.5,
+                "fp32_progress": 0.5, "steps": 12}
+    monkeypatch.setattr(autotune, "native_bf16", lambda device: True)
+    monkeypatch.setattr(autotune, "time_candidates", fake_time)
+    monkeypatch.setattr(autotune, "bf16_keeps_quality", fake_quality)
+    choice, info = autotune.choose(model, batch, CPU, None, (batch, 3, 256, 256), precision=precision,
+                                   quality_pairs=lambda: None)
+    return choice, info, calls
+
+
+def test_auto_takes_the_fastest_candidate_and_caches_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    t = {("nchw", "fp32"): 0.5, ("channels_last", "fp32"): 0.3, ("nchw", "bf16"): 0.6, ("channels_last", "bf16"): 0.4}
+    choice, info, calls = _choose(monkeypatch, t)
+    assert choice == ("channels_last", "fp32") and info["source"] == "measured"
+    assert calls == {"time": 1, "quality": 0}       # fp32 won: no quality check needed
+    again, info, calls = _choose(monkeypatch, {c: 1.0 for c in t})
+    assert again == choice and info["source"] == "cache" and calls["time"] == 0
+    other, info, _ = _choose(monkeypatch, {**t, ("nchw", "fp32"): 0.1}, batch=32)   # another key
+    assert other == ("nchw", "fp32") and info["source"] == "measured"
+    key = autotune.cache_key("conv_ae", 16, CPU)
+    assert torch.__version__ in key and autotune.processor(CPU) in key
     assert (tmp_path / "facesketch" / "autotune.json").is_file()
+
+
+@pytest.mark.parametrize("quality_ok, expected", [(True, ("nchw", "bf16")), (False, ("channels_last", "fp32"))])
+def test_bf16_wins_only_if_it_keeps_quality(monkeypatch, tmp_path, quality_ok, expected):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    t = {("nchw", "fp32"): 0.5, ("channels_last", "fp32"): 0.4, ("nchw", "bf16"): 0.2, ("channels_last", "bf16"): 0.3}
+    choice, info, calls = _choose(monkeypatch, t, quality_ok=quality_ok)
+    assert choice == expected and calls["quality"] == 1
+    assert info["bf16_quality"]["ok"] is quality_ok
+    assert ("keeps" if quality_ok else "loses") in autotune.describe(choice, info)
+
+
+def test_asked_bf16_needs_no_quality_check(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    t = {("nchw", "bf16"): 0.4, ("channels_last", "bf16"): 0.3}
+    choice, _, calls = _choose(monkeypatch, t, quality_ok=False, precision="bf16")
+    assert choice == ("channels_last", "bf16") and calls["quality"] == 0
 
 
 def _run(tmp_path, synth_dir, **kw):
@@ -46,59 +105,189 @@ def _run(tmp_path, synth_dir, **kw):
     return train(cfg, progress=False)
 
 
-@pytest.mark.parametrize("timings, expected", [({"nchw": 0.2, "channels_last": 0.9}, "nchw"),
-                                               ({"nchw": 0.9, "channels_last": 0.2}, "channels_last")])
-def test_a_run_trains_in_the_faster_layout_and_records_it(monkeypatch, tmp_path, synth_dir, capsys, timings, expected):
+def _saved(result):
+    c = yaml.safe_load((result.run_dir / "config.yaml").read_text())
+    return c["layout_chosen"], c["precision_chosen"]
+
+
+@pytest.mark.parametrize("fastest", [("nchw", "fp32"), ("channels_last", "bf16")])
+def test_a_run_trains_with_the_choice_and_records_it(monkeypatch, tmp_path, synth_dir, capsys, fastest):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(autotune, "time_layouts", lambda *a, **k: dict(timings))
+    monkeypatch.setattr(autotune, "native_bf16", lambda device: True)
+    monkeypatch.setattr(autotune, "time_candidates", lambda m, s, d, cands: {c: 0.1 if c == fastest else 0.9
+                                                                             for c in cands})
+    seen = []
+    monkeypatch.setattr(autotune, "bf16_keeps_quality",
+                        lambda make_step, pairs, layout: seen.append(pairs) or {"ok": True, "fp32_loss": 0.2,
+                                                                                "bf16_loss": 0.2, "fp32_progress": 0.3,
+                                                                                "steps": 12})
+    autocasts = []
+    import facesketch.train as T
+    real = T._autocast
+    monkeypatch.setattr(T, "_autocast", lambda precision, place, quiet=False: autocasts.append(precision)
+                        or real(precision, place, quiet=True))
     result = _run(tmp_path, synth_dir)
-    assert yaml.safe_load((result.run_dir / "config.yaml").read_text())["layout_chosen"] == expected
-    assert f"layout: {expected} (measured" in capsys.readouterr().out
+    assert _saved(result) == fastest
+    assert autocasts[-1] == fastest[1]        # the run's own step, built last, trains in that precision
+    assert f"layout: {fastest[0]}, precision: {fastest[1]} (measured" in capsys.readouterr().out
+    if fastest[1] == "bf16":   # the quality check trained on the run's own pairs: photos in, sketches out
+        src, tgt = seen[0]
+        assert src.shape[1:] == (3, 256, 256) and len(src) == len(tgt) >= 4
 
 
-def test_asked_layouts_are_kept_and_a_resume_keeps_its_choice(monkeypatch, tmp_path, synth_dir, capsys):
+def test_asked_values_are_kept_and_a_resume_keeps_its_choice(monkeypatch, tmp_path, synth_dir, capsys):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(autotune, "time_layouts", lambda *a, **k: {"nchw": 0.9, "channels_last": 0.2})
-    asked = _run(tmp_path, synth_dir, layout="nchw", name="asked")
-    assert yaml.safe_load((asked.run_dir / "config.yaml").read_text())["layout_chosen"] == "nchw"
+    monkeypatch.setattr(autotune, "native_bf16", lambda device: False)
+    monkeypatch.setattr(autotune, "time_candidates", lambda m, s, d, cands: {c: 0.1 if c[0] == "channels_last"
+                                                                             else 0.9 for c in cands})
+    asked = _run(tmp_path, synth_dir, layout="nchw", precision="fp32", name="asked")
+    assert _saved(asked) == ("nchw", "fp32")
     first = _run(tmp_path, synth_dir, name="auto")
-    assert yaml.safe_load((first.run_dir / "config.yaml").read_text())["layout_chosen"] == "channels_last"
-    # the machine now times the other way, and the cache is gone: the resumed run keeps its layout
+    assert _saved(first) == ("channels_last", "fp32")
+    # the machine now times the other way, and the cache is gone: the resumed run keeps its choice
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache2"))
-    monkeypatch.setattr(autotune, "time_layouts", lambda *a, **k: {"nchw": 0.2, "channels_last": 0.9})
+    monkeypatch.setattr(autotune, "time_candidates", lambda m, s, d, cands: {c: 0.1 if c[0] == "nchw"
+                                                                             else 0.9 for c in cands})
     capsys.readouterr()
     cfg = RunConfig(model="fsnet", direction="photo2sketch", data=str(synth_dir), epochs=2, views="identity",
                     batch_size=4, runs_dir=str(tmp_path / "runs"), name="auto")
     train(cfg, resume=True, progress=False)
-    assert "layout: channels_last (as this run chose before)" in capsys.readouterr().out
+    assert "layout: channels_last, precision: fp32 (as this run chose before)" in capsys.readouterr().out
 
 
-def test_a_model_without_convolutions_needs_no_timing(monkeypatch, tmp_path, synth_dir, capsys):
+def test_a_run_from_before_precision_auto_resumes_in_its_precision(tmp_path, synth_dir, capsys):
+    old = _run(tmp_path, synth_dir, layout="nchw", precision="fp32", name="old")
+    text = (old.run_dir / "config.yaml").read_text().replace("precision_chosen: fp32\n", "")
+    (old.run_dir / "config.yaml").write_text(text)   # as such a run's config.yaml reads
+    cfg = RunConfig(model="fsnet", direction="photo2sketch", data=str(synth_dir), epochs=2, views="identity",
+                    batch_size=4, runs_dir=str(tmp_path / "runs"), name="old")   # precision: auto
+    train(cfg, resume=True, progress=False)
+    assert "layout: nchw, precision: fp32 (as this run chose before)" in capsys.readouterr().out
+
+
+def test_a_model_without_convolutions_times_no_layouts(monkeypatch, tmp_path, synth_dir, capsys):
+    monkeypatch.setattr(autotune, "native_bf16", lambda device: False)
+
     def boom(*a, **k):
-        raise AssertionError("dense_ae has nothing to time")
-    monkeypatch.setattr(autotune, "time_layouts", boom)
+        raise AssertionError("dense_ae in fp32 has nothing to time")
+    monkeypatch.setattr(autotune, "time_candidates", boom)
     cfg = RunConfig(model="dense_ae", direction="photo2sketch", data=str(synth_dir), epochs=1, views="identity",
                     batch_size=4, runs_dir=str(tmp_path / "runs"))
     train(cfg, progress=False)
-    assert "layout: nchw (no convolutions" in capsys.readouterr().out
+    assert "layout: nchw, precision: fp32 (as asked; no convolutions" in capsys.readouterr().out
 
 
-def test_time_layouts_runs_real_steps_of_each_layout():
-    from facesketch.registry import model_spec
-    from facesketch.runtime import Placement
+def _make_step(model_name="conv_ae"):
     from facesketch.distributed import DistInfo
+    from facesketch.registry import create_model, model_spec
+    from facesketch.runtime import Placement
     from facesketch.steps import SupervisedStep
-    from facesketch.registry import create_model
-    cfg = RunConfig(model="conv_ae", direction="photo2sketch")
-    seen = []
+    cfg = RunConfig(model=model_name, direction="photo2sketch")
+    built = []
 
-    def make_step(channels_last):
-        place = Placement(torch.device("cpu"), DistInfo(), channels_last)
-        model = place.module(create_model("conv_ae"))
-        seen.append(next(p for p in model.parameters() if p.dim() == 4).is_contiguous(memory_format=torch.channels_last))
-        step = SupervisedStep(model, cfg=cfg, spec=model_spec("conv_ae"), place=place, autocast=torch.autocast("cpu", enabled=False))
+    def make_step(layout, precision):
+        place = Placement(CPU, DistInfo(), layout == "channels_last")
+        model = place.module(create_model(model_name))
+        built.append((layout, precision, next(p for p in model.parameters() if p.dim() == 4)
+                      .is_contiguous(memory_format=torch.channels_last),
+                      {k: v.clone() for k, v in model.state_dict().items()}))
+        step = SupervisedStep(model, cfg=cfg, spec=model_spec(model_name), place=place,
+                              autocast=torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"))
         step.start_stage("mae", total_steps=10)
         return step, place
-    out = autotune.time_layouts(make_step, (2, 3, 256, 256), torch.device("cpu"))
-    assert set(out) == {"nchw", "channels_last"} and all(v > 0 for v in out.values())
-    assert seen == [False, True]
+    return make_step, built
+
+
+def test_time_candidates_runs_real_steps_of_each_candidate():
+    make_step, built = _make_step()
+    out = autotune.time_candidates(make_step, (2, 3, 256, 256), CPU, FP32)
+    assert set(out) == set(FP32) and all(v > 0 for v in out.values())
+    assert [(lay, cl) for lay, _, cl, _ in built] == [("nchw", False), ("channels_last", True)]
+
+
+def test_the_quality_check_trains_both_precisions_from_the_same_weights(monkeypatch):
+    monkeypatch.setattr(autotune, "QUALITY_STEPS", 3)
+    make_step, built = _make_step()
+    pairs = (torch.rand(6, 3, 256, 256), torch.rand(6, 3, 256, 256))
+    verdict = autotune.bf16_keeps_quality(make_step, pairs, "nchw")
+    assert verdict["steps"] == 3 and set(verdict) >= {"ok", "fp32_loss", "bf16_loss", "fp32_progress"}
+    assert [b[1] for b in built] == ["fp32", "bf16"]
+    first, second = built[0][3], built[1][3]
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_the_loss_is_computed_outside_autocast(monkeypatch):
+    """Under bf16 autocast the SSIM loss's window convolutions ran in bf16 and fsnet learned at half the pace."""
+    from facesketch import steps
+    seen = []
+
+    def loss(out, tgt):
+        seen.append((torch.is_autocast_enabled("cpu"), out.dtype))
+        return (out - tgt).abs().mean()
+    monkeypatch.setitem(steps.LOSSES, "mae", loss)
+    make_step, _ = _make_step()
+    step, _ = make_step("nchw", "bf16")
+    step(torch.rand(2, 3, 256, 256), torch.rand(2, 3, 256, 256))
+    assert seen == [(False, torch.float32)]
+
+
+@pytest.mark.parametrize("differs, expected", [(0.5 / 255, ("nchw", "bf16")), (3 / 255, ("channels_last", "fp32"))])
+def test_inference_takes_bf16_only_if_its_pictures_match(monkeypatch, tmp_path, differs, expected):
+    from facesketch.registry import create_model
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(autotune, "native_bf16", lambda device: True)
+    t = {("nchw", "fp32"): 0.5, ("channels_last", "fp32"): 0.4, ("nchw", "bf16"): 0.2, ("channels_last", "bf16"): 0.3}
+    monkeypatch.setattr(autotune, "time_inference", lambda model, batch, device, cands, forward: (
+        {c: t[c] for c in cands}, differs))
+    choice, info = autotune.choose_inference("conv_ae", create_model("conv_ae"), 4, CPU)
+    assert choice == expected and info["bf16_mean_abs_difference"] == pytest.approx(differs, abs=1e-5)
+
+
+def test_time_inference_runs_each_candidate_and_measures_bf16_against_fp32():
+    from facesketch.registry import create_model
+    model = create_model("conv_ae").eval()
+    timings, differs = autotune.time_inference(model, 2, CPU, ALL, lambda m, x: m(x))
+    assert set(timings) == set(ALL) and all(v > 0 for v in timings.values())
+    assert differs is not None and 0 < differs < 0.05     # bf16 rounds: close, not equal
+    assert next(model.parameters()).is_contiguous()      # the caller's model is left as it was
+
+
+@pytest.mark.parametrize("compiled_seconds, expected", [(0.05, True), (0.5, False)])
+def test_on_cuda_torch_compile_is_kept_only_if_faster(monkeypatch, tmp_path, compiled_seconds, expected):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(autotune, "processor", lambda device: "a GPU")
+    import contextlib
+    monkeypatch.setattr(torch.random, "fork_rng", lambda **k: contextlib.nullcontext())   # no CUDA here
+    monkeypatch.setattr(autotune, "native_bf16", lambda device: False)
+    built = []
+    calls = []
+
+    def fake_time(make_step, shape, device, cands):
+        calls.append(cands)
+        if len(calls) == 1:
+            return {("nchw", "fp32"): 0.2, ("channels_last", "fp32"): 0.1}
+        make_step(*cands[0])     # the second timing builds the chosen candidate compiled
+        return {cands[0]: compiled_seconds}
+    monkeypatch.setattr(autotune, "time_candidates", fake_time)
+    choice, info = autotune.choose("conv_ae", 16, torch.device("cuda"),
+                                   lambda lay, prec, compiled=False: built.append((lay, prec, compiled)),
+                                   (16, 3, 256, 256))
+    assert choice == ("channels_last", "fp32") and calls[1] == [choice]
+    assert built == [("channels_last", "fp32", True)] and info["compile"] is expected
+    assert ("faster: on" if expected else "not faster: off") in autotune.describe(choice, info)
+
+
+def test_no_compile_is_tried_on_the_cpu(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    t = {("nchw", "fp32"): 0.5, ("channels_last", "fp32"): 0.3, ("nchw", "bf16"): 0.6, ("channels_last", "bf16"): 0.4}
+    _, info, calls = _choose(monkeypatch, t)
+    assert info["compile"] is None and calls["time"] == 1
+
+
+def test_a_compiled_placement_compiles_the_module_a_step_calls(monkeypatch):
+    from facesketch.distributed import DistInfo
+    from facesketch.runtime import Placement
+    monkeypatch.setattr(torch, "compile", lambda m: ("compiled", m))
+    m = torch.nn.Conv2d(3, 3, 3)
+    assert Placement(CPU, DistInfo(), compiled=True).wrap(m) == ("compiled", m)
+    assert Placement(CPU, DistInfo()).wrap(m) is m

@@ -48,6 +48,11 @@ def test_each_option_has_one_flag_default_and_help_everywhere():
         if flag in ("--data", "--protocol", "--model", "--direction"):
             # evaluate's score another dataset, or pick shipped weights: optional, on purpose
             having.pop("evaluate", None)
+        if flag in ("--layout", "--precision"):
+            # evaluate's choose how inference runs, not training; its --precision stays fp32 by
+            # default, so that the numbers it reports do not depend on the machine
+            assert flag not in params["evaluate"] or "inference" in params["evaluate"][flag].help
+            having.pop("evaluate", None)
         facts = {c: _facts(p) for c, p in having.items()}
         assert len(set(facts.values())) == 1, f"{flag} differs between commands: {facts}"
         assert all(p.help for p in having.values()), f"{flag} has no help"

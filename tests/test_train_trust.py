@@ -32,7 +32,7 @@ def tiny_dir(tmp_path_factory) -> Path:
 def _cfg(runs: Path, data: Path, **kw) -> RunConfig:
     base = dict(model="conv_ae", direction="photo2sketch", data=str(data), protocol="random", epochs=1,
                 batch_size=4, views="identity", device="cpu", runs_dir=str(runs),
-                layout="nchw")   # these tests count steps and optimisers; --layout auto's timing would add some
+                layout="nchw", precision="fp32")   # these tests count steps and optimisers; auto's timing would add some
     return RunConfig(**{**base, **kw})
 
 

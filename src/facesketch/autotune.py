@@ -1,19 +1,35 @@
-"""`--layout auto`: choose the memory layout per machine, by timing real training steps.
+"""`--layout auto` and `--precision auto`: choose per machine, by timing real steps.
 
-The faster layout differs between CPUs and between models: on one AVX-512 CPU conv_ae trained
-faster in NCHW and hybrid_ae in channels_last, on an AVX2 CPU the other way round, and a
-stand-alone micro-bench once ranked them opposite to the training loop. So nothing is decided
-in advance: at the start of a run, `auto` builds the model once per candidate layout and times a
-few real optimisation steps (the run's own step kind, loss, optimiser, batch size and precision)
-on random images of the model's size: one warm-up step each, then two rounds in alternating
-order, and keeps the faster (each layout's quicker round). A model without convolutions
-(dense_ae) has no layout to choose. The choice is
-cached per (CPU or GPU model, torch version, model, batch size, precision) in the user's cache
-folder, printed, and saved as `layout_chosen` in the run's config.yaml; a resumed run keeps it.
+The faster memory layout differs between CPUs and between models (on one AVX-512 CPU conv_ae
+trained faster in NCHW and hybrid_ae in channels_last, on an AVX2 CPU the other way round), and
+bf16 autocast is 1.5x faster on one CPU and 40x slower on another (emulated). A stand-alone
+micro-bench once ranked the layouts opposite to the training loop. So nothing is decided in
+advance: at the start of a run, `auto` builds the model once per candidate (layout x precision)
+and times a few real optimisation steps (the run's own step kind, loss, optimiser and batch
+size) on random images of the model's size: one warm-up step each, then two rounds in
+alternating order, keeping each candidate's quicker round.
+
+bf16 is a candidate only where the hardware has it natively (a CPU whose oneDNN reports
+AVX-512-BF16/AMX, a CUDA GPU with bf16), and it is taken only if it also keeps quality: the same
+model from the same initial weights trains QUALITY_STEPS steps on the run's own first training
+pairs in fp32 and in bf16, and bf16 must end within QUALITY_TOLERANCE of the progress fp32 made
+(the last four losses' mean). Otherwise the fastest fp32 candidate wins.
+
+Inference (`evaluate`, `sketch`/`photo`, `serve`) chooses the same way with forward passes; there
+bf16 must give the same picture as fp32 to within one grey level on average (INFER_TOLERANCE).
+
+On CUDA, the chosen candidate is then timed once more under torch.compile (the compilation is
+the warm-up step) and compiled if that is faster. On the CPU torch.compile measured slower for
+conv_ae (bench/README.md) and costs a minute of compilation per candidate, so it is not tried.
+
+A choice is cached per (CPU or GPU model, torch version, model, batch size, what was asked) in
+the user's cache folder, printed, and saved in the run's config.yaml (`layout_chosen`,
+`precision_chosen`); a resumed run keeps its choice.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import platform
@@ -24,14 +40,40 @@ from pathlib import Path
 import torch
 
 LAYOUTS = ("nchw", "channels_last")
+PRECISIONS = ("fp32", "bf16")
 WARMUP_STEPS, TIMED_ROUNDS = 1, 2
+QUALITY_STEPS, QUALITY_BATCH, QUALITY_TOLERANCE = 12, 4, 0.05
+INFER_TOLERANCE = 1 / 255
+
+Candidate = tuple[str, str]   # (layout, precision)
 
 
-def pick(seconds_per_step: dict[str, float]) -> str:
+def pick(seconds_per_step: dict) -> object:
     """The candidate with the fewest seconds per step (the first one listed on a tie)."""
     if not seconds_per_step:
         raise ValueError("no candidate was timed")
     return min(seconds_per_step, key=lambda k: seconds_per_step[k])
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 runs natively here (not on a slow emulated path)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
+
+
+def candidates(layout: str, precision: str, device: torch.device, *, convolutional: bool = True) -> list[Candidate]:
+    """What `auto` chooses among: every layout (one, for a model without convolutions) and, where
+    native, both precisions. An explicit --layout or --precision leaves one value."""
+    layouts = (LAYOUTS if convolutional else ("nchw",)) if layout == "auto" else (layout,)
+    precisions = (PRECISIONS if native_bf16(device) else ("fp32",)) if precision == "auto" else (precision,)
+    return [(lay, prec) for prec in precisions for lay in layouts]
+
+
+def label(c: Candidate) -> str:
+    return f"{c[0]} {c[1]}"
 
 
 def processor(device: torch.device) -> str:
@@ -53,8 +95,10 @@ def cache_file() -> Path:
     return Path(base) / "facesketch" / "autotune.json"
 
 
-def cache_key(model: str, batch: int, precision: str, device: torch.device) -> str:
-    return f"{processor(device)} | torch {torch.__version__} | {model} | batch {batch} | {precision}"
+def cache_key(model: str, batch: int, device: torch.device, *, layout: str = "auto", precision: str = "auto",
+              kind: str = "train") -> str:
+    return (f"{processor(device)} | torch {torch.__version__} | {kind} | {model} | batch {batch} | "
+            f"layout {layout} | precision {precision}")
 
 
 def _read_cache() -> dict:
@@ -77,43 +121,164 @@ def _write_cache(key: str, entry: dict) -> None:
         pass  # a read-only home only costs a new measurement next time
 
 
-def time_layouts(make_step, batch_shape: tuple[int, ...], device: torch.device,
-                 layouts=LAYOUTS) -> dict[str, float]:
-    """Seconds per training step for each layout. make_step(channels_last) -> (step, place), fresh."""
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_candidates(make_step, batch_shape: tuple[int, ...], device: torch.device,
+                    cands: list[Candidate]) -> dict[Candidate, float]:
+    """Seconds per training step for each candidate. make_step(layout, precision) -> (step, place), fresh."""
     steps = {}
-    for layout in layouts:
-        step, place = make_step(layout == "channels_last")
+    for c in cands:
+        step, place = make_step(*c)
         step.train()
-        src = place.batch(torch.rand(batch_shape))
-        tgt = place.batch(torch.rand(batch_shape))
+        src, tgt = place.batch(torch.rand(batch_shape)), place.batch(torch.rand(batch_shape))
         for _ in range(WARMUP_STEPS):
             step(src, tgt)
-        steps[layout] = (step, src, tgt)
-    seconds = {layout: [] for layout in layouts}
-    for _ in range(TIMED_ROUNDS):   # alternate, so that drift in the machine's speed hits both
-        for layout, (step, src, tgt) in steps.items():
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
+        steps[c] = (step, src, tgt)
+    seconds = {c: [] for c in cands}
+    for _ in range(TIMED_ROUNDS):   # alternate, so that drift in the machine's speed hits every candidate
+        for c, (step, src, tgt) in steps.items():
+            _sync(device)
             t = time.perf_counter()
             step(src, tgt)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            seconds[layout].append(time.perf_counter() - t)
-    return {layout: min(s) for layout, s in seconds.items()}   # the least disturbed round
+            _sync(device)
+            seconds[c].append(time.perf_counter() - t)
+    return {c: min(s) for c, s in seconds.items()}   # the least disturbed round
 
 
-def choose_layout(model: str, batch: int, precision: str, device: torch.device, make_step,
-                  batch_shape: tuple[int, ...]) -> tuple[str, dict]:
-    """(the layout, how it was chosen: {"source": "cache"|"measured", "seconds_per_step": {...}})."""
-    key = cache_key(model, batch, precision, device)
+def quality_verdict(fp32_losses: list[float], bf16_losses: list[float]) -> dict:
+    """bf16 keeps quality if its last losses are within QUALITY_TOLERANCE of fp32's progress."""
+    last = min(4, len(fp32_losses))
+    end32 = sum(fp32_losses[-last:]) / last
+    end16 = sum(bf16_losses[-last:]) / last
+    progress = fp32_losses[0] - end32
+    ok = progress > 0 and end16 - end32 <= QUALITY_TOLERANCE * progress
+    return {"ok": bool(ok), "fp32_loss": round(end32, 5), "bf16_loss": round(end16, 5),
+            "fp32_progress": round(progress, 5), "steps": len(fp32_losses)}
+
+
+def bf16_keeps_quality(make_step, pairs: tuple[torch.Tensor, torch.Tensor], layout: str) -> dict:
+    """Train the same model from the same weights on the same batches in fp32 and in bf16."""
+    src, tgt = pairs
+    losses = {}
+    for precision in PRECISIONS:
+        torch.manual_seed(0)           # the same initial weights for both
+        step, place = make_step(layout, precision)
+        step.train()
+        losses[precision] = []
+        for i in range(QUALITY_STEPS):
+            idx = [(i * QUALITY_BATCH + j) % len(src) for j in range(QUALITY_BATCH)]
+            losses[precision].append(float(step(place.batch(src[idx]), place.batch(tgt[idx]))))
+    return quality_verdict(losses["fp32"], losses["bf16"])
+
+
+def choose(model: str, batch: int, device: torch.device, make_step, batch_shape: tuple[int, ...], *,
+           layout: str = "auto", precision: str = "auto", convolutional: bool = True,
+           quality_pairs=None) -> tuple[Candidate, dict]:
+    """((layout, precision), how it was chosen: {"source": "asked"|"cache"|"measured", "compile": True|False|None,
+    ...}) for training. make_step(layout, precision, compiled=False) -> (step, place), fresh;
+    quality_pairs() -> (src, tgt) training images for bf16's quality check."""
+    cands = candidates(layout, precision, device, convolutional=convolutional)
+    if len(cands) == 1 and device.type != "cuda":
+        return cands[0], {"source": "asked"}
+    key = cache_key(model, batch, device, layout=layout, precision=precision)
     cached = _read_cache().get(key)
-    if isinstance(cached, dict) and cached.get("layout") in LAYOUTS:
-        return cached["layout"], {"source": "cache", "key": key, **cached}
+    if isinstance(cached, dict) and (cached.get("layout"), cached.get("precision")) in cands:
+        return (cached["layout"], cached["precision"]), {"source": "cache", "key": key, **cached}
     # the timing draws random images and weights: it must not move the run's own random stream
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        timings = time_layouts(make_step, batch_shape, device)
-    choice = pick(timings)
-    entry = {"layout": choice, "seconds_per_step": {k: round(v, 4) for k, v in timings.items()},
+        timings = time_candidates(make_step, batch_shape, device, cands)
+        choice, quality = pick(timings), None
+        if choice[1] == "bf16" and precision == "auto":
+            quality = bf16_keeps_quality(make_step, quality_pairs(), choice[0])
+            if not quality["ok"]:
+                choice = pick({c: s for c, s in timings.items() if c[1] == "fp32"})
+        compiled = None
+        if device.type == "cuda":
+            with_compile = time_candidates(lambda lay, prec: make_step(lay, prec, compiled=True), batch_shape, device,
+                                           [choice])[choice]
+            compiled = with_compile < timings[choice]
+            timings[(choice[0], choice[1] + "+compile")] = with_compile
+    entry = {"layout": choice[0], "precision": choice[1], "compile": compiled,
+             "seconds_per_step": {label(c): round(s, 4) for c, s in timings.items()},
+             "bf16_quality": quality, "measured": time.strftime("%Y-%m-%d")}
+    _write_cache(key, entry)
+    return choice, {"source": "measured", "key": key, **entry}
+
+
+def describe(choice: Candidate, info: dict) -> str:
+    """One line for the log: what was chosen and why."""
+    how = {"asked": "as asked", "cache": "cached", "measured": "measured"}.get(info["source"], info["source"])
+    if info.get("seconds_per_step"):
+        how += ": s/step " + ", ".join(f"{k} {v:.3f}" for k, v in info["seconds_per_step"].items())
+    q = info.get("bf16_quality")
+    if q:
+        how += (f"; bf16 {'keeps' if q['ok'] else 'loses'} quality (loss after {q['steps']} steps "
+                f"{q['bf16_loss']:.4f} vs fp32 {q['fp32_loss']:.4f})")
+    if info.get("compile") is not None:
+        how += f"; torch.compile {'faster: on' if info['compile'] else 'not faster: off'}"
+    d = info.get("bf16_mean_abs_difference")
+    if d is not None:
+        how += f"; bf16 pictures differ from fp32's by {d * 255:.2f} grey levels on average"
+    return f"layout {choice[0]}, precision {choice[1]} ({how})"
+
+
+# ---- inference ---------------------------------------------------------------------------------
+
+def placed(model: torch.nn.Module, layout: str) -> torch.nn.Module:
+    return model.to(memory_format=torch.channels_last) if layout == "channels_last" else model
+
+
+def infer_context(device: torch.device, precision: str):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+@torch.no_grad()
+def time_inference(model: torch.nn.Module, batch: int, device: torch.device, cands: list[Candidate],
+                   forward) -> tuple[dict[Candidate, float], float | None]:
+    """(seconds per batch for each candidate, the largest mean absolute difference between a bf16
+    candidate's pictures and fp32's in the same layout, or None without a bf16 candidate)."""
+    size = model.image_size
+    x = torch.rand(batch, 3, size, size, device=device)
+    outputs, seconds = {}, {c: [] for c in cands}
+    copies = {lay: placed(copy.deepcopy(model), lay) for lay in dict.fromkeys(c[0] for c in cands)}
+    for _ in range(1 + TIMED_ROUNDS):     # the first round warms up
+        for c in cands:
+            xi = x.contiguous(memory_format=torch.channels_last) if c[0] == "channels_last" else x
+            _sync(device)
+            t = time.perf_counter()
+            with infer_context(device, c[1]):
+                out = forward(copies[c[0]], xi)
+            _sync(device)
+            seconds[c].append(time.perf_counter() - t)
+            outputs[c] = out.float().clamp(0, 1)
+    differs = [(outputs[c] - outputs[(c[0], "fp32")]).abs().mean().item()
+               for c in cands if c[1] == "bf16" and (c[0], "fp32") in outputs]
+    return {c: min(s[1:]) for c, s in seconds.items()}, max(differs, default=None)
+
+
+def choose_inference(name: str, model: torch.nn.Module, batch: int, device: torch.device, *,
+                     layout: str = "auto", precision: str = "auto", forward=None) -> tuple[Candidate, dict]:
+    """The (layout, precision) that runs `model` forward fastest here; with precision auto, bf16 only
+    where native and where its pictures match fp32's to within INFER_TOLERANCE (mean absolute
+    difference). forward(model, x) -> output (default: model(x)). `model` itself is not moved."""
+    convolutional = any(isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d) for m in model.modules())
+    cands = candidates(layout, precision, device, convolutional=convolutional)
+    if len(cands) == 1:
+        return cands[0], {"source": "asked"}
+    key = cache_key(name, batch, device, layout=layout, precision=precision, kind="infer")
+    cached = _read_cache().get(key)
+    if isinstance(cached, dict) and (cached.get("layout"), cached.get("precision")) in cands:
+        return (cached["layout"], cached["precision"]), {"source": "cache", "key": key, **cached}
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        timings, differs = time_inference(model, batch, device, cands, forward or (lambda m, x: m(x)))
+    keeps = precision != "auto" or (differs is not None and differs <= INFER_TOLERANCE)
+    choice = pick({c: s for c, s in timings.items() if c[1] == "fp32" or keeps})
+    entry = {"layout": choice[0], "precision": choice[1],
+             "seconds_per_batch": {label(c): round(s, 4) for c, s in timings.items()},
+             "bf16_mean_abs_difference": None if differs is None else round(differs, 5),
              "measured": time.strftime("%Y-%m-%d")}
     _write_cache(key, entry)
     return choice, {"source": "measured", "key": key, **entry}

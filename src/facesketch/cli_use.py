@@ -17,6 +17,9 @@ from facesketch.direction import Direction
 _MODEL_HELP = "a model with shipped weights (see `facesketch models`; default fsnet)"
 _RUN_HELP = "a run folder written by `facesketch train` (its direction must fit the command)"
 _DEVICE_HELP = "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps"  # as train's --device
+_LAYOUT_HELP = "auto (the faster on this machine, timed once and cached), nchw or channels_last"
+_PRECISION_HELP = ("auto (bf16 where this CPU/GPU runs it natively, it is faster and its pictures match fp32's "
+                   "to within one grey level on average; else fp32), fp32 or bf16")
 
 
 def _fail(message: str, code: int = 2):
@@ -24,16 +27,18 @@ def _fail(message: str, code: int = 2):
     raise typer.Exit(code)
 
 
-def _translator(direction: Direction, model: str | None, run: Path | None, device: str):
+def _translator(direction: Direction, model: str | None, run: Path | None, device: str, layout: str = "auto",
+                precision: str = "auto"):
     from facesketch.config import check_device
     from facesketch.predict import load_translator
     from facesketch.runtime import resolve_device
     check_device(device)
-    return load_translator(direction, model=model, run=run, device=resolve_device(device))
+    return load_translator(direction, model=model, run=run, device=resolve_device(device), layout=layout,
+                           precision=precision)
 
 
 def _predict(direction: Direction, inputs: list[Path], out, recursive, no_align, all_faces, side_by_side,
-             overwrite, model, run, batch_size, device, nice) -> None:
+             overwrite, model, run, batch_size, device, nice, layout="auto", precision="auto") -> None:
     import os
 
     from facesketch.data.images import shown
@@ -47,7 +52,7 @@ def _predict(direction: Direction, inputs: list[Path], out, recursive, no_align,
     if out is not None and out.exists() and not out.is_dir():
         _fail(f"--out {shown(out)} is a file; expected a folder")
     try:
-        translator = _translator(direction, model, run, device)
+        translator = _translator(direction, model, run, device, layout, precision)
         job = predict_paths(translator, inputs, out=out, recursive=recursive, align=not no_align,
                             all_faces=all_faces, side=side_by_side, overwrite=overwrite, batch_size=batch_size)
     except FacesketchError as e:
@@ -82,11 +87,13 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
             run: Optional[Path] = typer.Option(None, "--run", help=_RUN_HELP),
             batch_size: int = typer.Option(8, "--batch-size", help="pictures per model call"),
             device: str = typer.Option("auto", "--device", help=_DEVICE_HELP),
+            layout: str = typer.Option("auto", "--layout", help=_LAYOUT_HELP),
+            precision: str = typer.Option("auto", "--precision", help=_PRECISION_HELP),
             nice: int = typer.Option(10, "--nice", help="lower this job's CPU priority by this much (0-19; 0 keeps "
                                      "it) so that `facesketch serve` and other interactive work stay responsive"),
         ):
             _predict(direction, inputs, out, recursive, no_align, all_faces, side_by_side, overwrite, model, run,
-                     batch_size, device, nice)
+                     batch_size, device, nice, layout, precision)
         command.__doc__ = (f"Turn {plural[what]} into {plural[makes]}: find and align each face to the CUFS framing, translate it, "
                            "write a PNG. Bad files are reported and skipped; exit 1 if any was.")
         return command

@@ -20,7 +20,8 @@ FLAGS = {f: "--" + f.replace("_", "-") for f in (
     "model", "direction", "data", "synthetic_n", "protocol", "test_fraction", "seed", "epochs", "epochs_scale",
     "batch_size", "lr", "device", "precision", "gan", "runs_dir", "name", "views", "recalibrate_bn", "layout")}
 # Options that change where or how fast a run trains, never what it learns: free to differ on a resume.
-MACHINE_FIELDS = ("device", "runs_dir", "num_workers", "layout", "layout_chosen")
+MACHINE_FIELDS = ("device", "runs_dir", "num_workers", "layout", "layout_chosen", "precision_chosen",
+                  "compile_chosen")
 SCHEDULE_FIELDS = ("epochs", "epochs_scale")
 
 
@@ -75,7 +76,7 @@ class RunConfig:
     batch_size: int = 32
     lr: float | None = None            # None: the model's default (1e-3 for the report's models)
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"            # auto (bf16 where native, faster and as good: facesketch.autotune), fp32, bf16
     gan: bool = False
     model_kwargs: dict = field(default_factory=dict)
     runs_dir: str = "runs"
@@ -85,6 +86,8 @@ class RunConfig:
     recalibrate_bn: bool = False       # re-estimate BatchNorm statistics on the train set after training
     layout: str = "auto"               # memory layout: auto (timed per machine, facesketch.autotune), nchw, channels_last
     layout_chosen: str | None = None   # what training used (written by train; a resume keeps it)
+    precision_chosen: str | None = None  # likewise for --precision
+    compile_chosen: bool | None = None  # torch.compile, measured on CUDA only (None: not tried)
 
     def __post_init__(self):
         """Refuse any value that would fail deep inside training or train silently wrong, in one
@@ -98,8 +101,8 @@ class RunConfig:
             Direction(self.direction)
         except ValueError:
             raise FacesketchError(f"--direction must be {' or '.join(DIRECTIONS)}, got {self.direction!r}") from None
-        if self.precision not in ("fp32", "bf16"):
-            raise FacesketchError(f"--precision must be fp32 or bf16, got {self.precision!r}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise FacesketchError(f"--precision must be auto, fp32 or bf16, got {self.precision!r}")
         check_device(self.device)
         if not _is_int(self.batch_size) or self.batch_size < 1:
             raise FacesketchError(f"--batch-size must be a positive integer, got {self.batch_size}")
@@ -172,6 +175,8 @@ class RunConfig:
         for f in dataclasses.fields(self):
             if f.name in MACHINE_FIELDS + SCHEDULE_FIELDS:
                 continue
+            if f.name == "precision" and given.precision == "auto":   # auto resumes what the run used
+                continue
             if self._effective(f.name) != given._effective(f.name):
                 saved, new = _show(getattr(self, f.name)), _show(getattr(given, f.name))
                 out.append(f"{_flag(f.name)}: saved {saved}, given {new}")
@@ -188,6 +193,8 @@ class RunConfig:
             return (0.2 if value is None else value) if self.protocol == "random" else None
         if name == "name":
             return self.run_name
+        if name == "precision" and value == "auto":
+            return self.precision_chosen or value
         if name == "lr" and value is None:
             from facesketch.registry import model_spec
             return model_spec(self.model).lr

@@ -58,17 +58,26 @@ def load_run_model(run: Path) -> tuple[torch.nn.Module, RunConfig]:
     return model.eval(), cfg
 
 
+INFER_BATCH = 16
+
+
 @torch.no_grad()
-def predict_dataset(model, ds: PairDataset, *, name: str, batch_size: int = 16,
-                    progress: bool = False, device: torch.device | None = None):
+def predict_dataset(model, ds: PairDataset, *, name: str, batch_size: int = INFER_BATCH,
+                    progress: bool = False, device: torch.device | None = None,
+                    layout: str = "nchw", precision: str = "fp32"):
     """Yields (src, tgt, pred, pair stem, view) per item; pred clipped to [0, 1]; arrays CxHxW, view an int.
-    name: the model's registered name; its spec says whether the model takes each input's view."""
+    name: the model's registered name; its spec says whether the model takes each input's view.
+    layout/precision: as facesketch.autotune.choose_inference chose (the model already in that layout)."""
+    from facesketch.autotune import infer_context
     uses_view = model_spec(name).uses_view
     device = device or next(iter(model.parameters()), torch.empty(0)).device
     for src, tgt, index, views in tqdm(make_loader(ds, batch_size=batch_size, shuffle=False),
                                        disable=not progress, desc="predicting", leave=False):
         src_d = src.to(device)
-        pred = model(src_d, view=views.to(device)) if uses_view else model(src_d)
+        if layout == "channels_last":
+            src_d = src_d.contiguous(memory_format=torch.channels_last)
+        with infer_context(device, precision):
+            pred = model(src_d, view=views.to(device)) if uses_view else model(src_d)
         pred = pred.float().clamp(0, 1).cpu()
         for k, (i, view) in enumerate(zip(index.tolist(), views.tolist())):
             yield src[k].numpy(), tgt[k].numpy(), pred[k].numpy(), ds.pairs[i].stem, view
@@ -210,7 +219,8 @@ def _data_test_set(data: Path, protocol: str | None, *, seed: int, test_fraction
 
 
 def evaluate(run: str | Path, *, data: str | Path | None = None, protocol: str | None = None,
-             out: Path | None = None, device: str = "auto", save_images: bool = True, progress: bool = True) -> dict:
+             out: Path | None = None, device: str = "auto", save_images: bool = True, progress: bool = True,
+             layout: str = "auto", precision: str = "fp32") -> dict:
     """Evaluate a run folder on its test split (or on the pairs of `data`); writes `out` (default
     eval_dir_for(run, data, protocol)): pred/*.png, metrics.csv, test_pairs.csv, summary.json."""
     run, data = Path(run), Path(data) if data is not None else None
@@ -246,15 +256,34 @@ def evaluate(run: str | Path, *, data: str | Path | None = None, protocol: str |
                "data": str(data.resolve()) if data is not None else None,
                "trained_on": _dataset_info(own.train + own.test)["path"],
                "train_overlap": overlap, "notes": notes, "unfinished": left}
-    return _score(model, test, train, out, summary, device=dev, save_images=save_images, progress=progress)
+    return _score(model, test, train, out, summary, device=dev, save_images=save_images, progress=progress,
+                  layout=layout, precision=precision)
+
+
+def tune_inference(model, name: str, device: torch.device, layout: str, precision: str,
+                   batch: int = 4, quiet: bool = False) -> tuple[torch.nn.Module, str, str]:
+    """(the model placed in the chosen layout, layout, precision) for --layout/--precision (auto:
+    facesketch.autotune.choose_inference, timed at `batch`: small, so that the timing costs little)."""
+    from facesketch.autotune import choose_inference, describe, placed
+    uses_view = model_spec(name).uses_view
+
+    def forward(m, x):
+        return m(x, view=torch.zeros(len(x), dtype=torch.long, device=x.device)) if uses_view else m(x)
+    model.to(device)
+    (layout, precision), info = choose_inference(name, model, batch, device, layout=layout, precision=precision,
+                                                 forward=forward)
+    if not quiet and info["source"] != "asked":
+        line = describe((layout, precision), {**info, "seconds_per_step": info.get("seconds_per_batch")})
+        print(f"inference: {line}", flush=True)
+    return placed(model, layout), layout, precision
 
 
 def _score(model, test: PairDataset, train: PairDataset, out: Path, summary: dict, *, device: torch.device,
-           save_images: bool, progress: bool) -> dict:
+           save_images: bool, progress: bool, layout: str = "auto", precision: str = "fp32") -> dict:
     """Predict `test` (its pairs and views), score every image, identify view-0 predictions among the
     test targets with a descriptor fit on `train`'s targets; write out/ and return the summary
     (`summary` holds model, direction, protocol and where the numbers come from)."""
-    model.to(device)
+    model, layout, precision = tune_inference(model, summary["model"], device, layout, precision, quiet=not progress)
     sketch = summary["direction"] == "photo2sketch"
     out.mkdir(parents=True, exist_ok=True)
     for old in (out / PRED_DIR).glob("*.png"):  # an earlier evaluation's predictions must not linger
@@ -266,7 +295,7 @@ def _score(model, test: PairDataset, train: PairDataset, out: Path, summary: dic
         (out / PRED_DIR).rmdir()
     rows, probes, gallery = [], {}, {}
     for src, tgt, pred, stem, view in predict_dataset(model, test, name=summary["model"], progress=progress,
-                                                      device=device):
+                                                      device=device, layout=layout, precision=precision):
         m = image_metrics(pred.transpose(1, 2, 0), tgt.transpose(1, 2, 0), sketch=sketch)
         rows.append({"name": item_name(stem, view), **{k: round(v, 6) for k, v in m.items()}})
         if save_images:
@@ -278,7 +307,8 @@ def _score(model, test: PairDataset, train: PairDataset, out: Path, summary: dic
     ident = identification(PCADescriptor(train_targets), np.stack([probes[s] for s in stems]),
                            np.stack([gallery[s] for s in stems])) if len(stems) > 1 and len(train_targets) else {}
     summary = {**summary, "n": len(rows), "image_size": model.image_size, "metrics": average(rows),
-               "identification": ident, "metric_settings": SETTINGS, "device": str(device)}
+               "identification": ident, "metric_settings": SETTINGS, "device": str(device),
+               "inference": {"layout": layout, "precision": precision}}
     _write_csv(out / "metrics.csv", rows)
     write_split_manifest(Split(summary["protocol"], [], list(test.pairs), (0,), tuple(summary["views"])),
                          out / "test_pairs.csv")
@@ -295,7 +325,7 @@ def shipped_eval_dir(name: str, direction: str, data: Path, protocol: str | None
 
 def evaluate_shipped(name: str, direction: str, data: str | Path, *, protocol: str | None = None,
                      out: Path | None = None, device: str = "auto", save_images: bool = True,
-                     progress: bool = True) -> dict:
+                     progress: bool = True, layout: str = "auto", precision: str = "fp32") -> dict:
     """Score the weights that ship with the package for `name`/`direction` on the pairs of `data`
     (every pair, original view; or the test split of `protocol`), like `evaluate RUN --data`.
     Identification fits its descriptor on the split's training targets (on the test targets
@@ -329,7 +359,8 @@ def evaluate_shipped(name: str, direction: str, data: str | Path, *, protocol: s
                "dataset": dataset, "data": str(data.resolve()), "trained_on": meta.get("trained_on", "CUFS"),
                "descriptor_fit_on": "the split's training targets" if train_pairs else "the test targets",
                "train_overlap": overlap, "notes": notes, "unfinished": None, "shipped": True}
-    return _score(model, test, train, out, summary, device=dev, save_images=save_images, progress=progress)
+    return _score(model, test, train, out, summary, device=dev, save_images=save_images, progress=progress,
+                  layout=layout, precision=precision)
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:

@@ -35,43 +35,58 @@ class Translator:
     """One model for one direction: PIL images in, PIL images out, each at its input's size."""
 
     def __init__(self, model: torch.nn.Module, *, name: str, direction: Direction | str, label: str,
-                 device: torch.device | None = None):
+                 device: torch.device | None = None, layout: str = "auto", precision: str = "auto"):
         self.direction = parse_direction(direction)
         self.name, self.label = name, label
         self.device = device or torch.device("cpu")
         self.model = model.to(self.device).eval()
         self.size = model.image_size
         self.uses_view = model_spec(name).uses_view
+        self.layout, self.precision = layout, precision   # "auto" until the first call tunes them
+
+    def tune(self) -> tuple[str, str]:
+        """Settle --layout/--precision auto for this machine (facesketch.autotune; cached there)."""
+        if "auto" in (self.layout, self.precision):
+            from facesketch.evaluate import tune_inference
+            self.model, self.layout, self.precision = tune_inference(self.model, self.name, self.device, self.layout,
+                                                                     self.precision, quiet=True)
+        return self.layout, self.precision
 
     @classmethod
-    def shipped(cls, name: str, direction: Direction | str, *, device: torch.device | None = None) -> Translator:
+    def shipped(cls, name: str, direction: Direction | str, *, device: torch.device | None = None,
+                **tuning) -> Translator:
         from facesketch.shipped import load_shipped
         direction = parse_direction(direction)
         model, _ = load_shipped(name, direction.value)
-        return cls(model, name=name, direction=direction, label=f"{name} (shipped)", device=device)
+        return cls(model, name=name, direction=direction, label=f"{name} (shipped)", device=device, **tuning)
 
     @classmethod
     def from_run(cls, run: Path, *, direction: Direction | str | None = None,
-                 device: torch.device | None = None) -> Translator:
+                 device: torch.device | None = None, **tuning) -> Translator:
         from facesketch.evaluate import load_run_model
         model, cfg = load_run_model(Path(run))
         if direction is not None and parse_direction(direction) != parse_direction(cfg.direction):
             raise FacesketchError(f"--run {run}: it was trained for {cfg.direction}, this needs "
                                   f"{parse_direction(direction).value}")
         return cls(model, name=cfg.model, direction=cfg.direction, label=f"{cfg.model} ({Path(run).name})",
-                   device=device)
+                   device=device, **tuning)
 
     @torch.no_grad()
     def __call__(self, images: list[Image.Image], *, batch_size: int = 8) -> list[Image.Image]:
+        from facesketch.autotune import infer_context
+        self.tune()
         out: list[Image.Image] = []
         for i in range(0, len(images), batch_size):
             chunk = images[i:i + batch_size]
             x = np.stack([np.asarray(resize_square(im.convert("RGB"), self.size), dtype=np.uint8) for im in chunk])
             x = torch.from_numpy(x).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
-            if self.uses_view:
-                y = self.model(x, view=torch.zeros(len(chunk), dtype=torch.long, device=self.device))
-            else:
-                y = self.model(x)
+            if self.layout == "channels_last":
+                x = x.contiguous(memory_format=torch.channels_last)
+            with infer_context(self.device, self.precision):
+                if self.uses_view:
+                    y = self.model(x, view=torch.zeros(len(chunk), dtype=torch.long, device=self.device))
+                else:
+                    y = self.model(x)
             y = (y.float().clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
             for im, arr in zip(chunk, y):
                 res = Image.fromarray(arr).resize(im.size, Image.BILINEAR)
@@ -80,13 +95,17 @@ class Translator:
 
 
 def load_translator(direction: Direction | str, *, model: str | None = None, run: Path | None = None,
-                    device: torch.device | None = None) -> Translator:
+                    device: torch.device | None = None, layout: str = "auto", precision: str = "auto") -> Translator:
     """--run RUN, else --model NAME's shipped weights, else the shipped flagship."""
     if run is not None and model is not None:
         raise FacesketchError("give --run or --model, not both")
+    if layout not in ("auto", "nchw", "channels_last"):
+        raise FacesketchError(f"--layout must be auto, nchw or channels_last, got {layout!r}")
+    if precision not in ("auto", "fp32", "bf16"):
+        raise FacesketchError(f"--precision must be auto, fp32 or bf16, got {precision!r}")
     if run is not None:
-        return Translator.from_run(run, direction=direction, device=device)
-    return Translator.shipped(model or DEFAULT_MODEL, direction, device=device)
+        return Translator.from_run(run, direction=direction, device=device, layout=layout, precision=precision)
+    return Translator.shipped(model or DEFAULT_MODEL, direction, device=device, layout=layout, precision=precision)
 
 
 def prepare(image: Image.Image, *, align: bool = True, all_faces: bool = False, name: str = "image") -> list[Aligned]:

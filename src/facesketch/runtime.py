@@ -39,6 +39,7 @@ class Placement:
     device: torch.device
     dist: D.DistInfo
     channels_last: bool = False
+    compiled: bool = False     # torch.compile the module a step calls (chosen by measurement, on CUDA)
 
     @classmethod
     def start(cls, device_name: str) -> "Placement":
@@ -64,9 +65,10 @@ class Placement:
 
     def wrap(self, m: nn.Module) -> nn.Module:
         """The module to call in training: DDP-wrapped under torchrun, else m itself."""
-        if not self.dist.enabled:
-            return m
-        return nn.parallel.DistributedDataParallel(m, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if self.dist.enabled:
+            m = nn.parallel.DistributedDataParallel(m, device_ids=[self.device.index] if self.device.type == "cuda"
+                                                    else None)
+        return torch.compile(m) if self.compiled else m
 
     def batch(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)

@@ -115,7 +115,10 @@ class SupervisedStep:
     def __call__(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
         """One update on a batch; returns the (detached) loss to log."""
         with self.autocast:
-            loss = LOSSES[self.loss_name](self.net(src).float(), tgt)
+            out = self.net(src)
+        # the loss in fp32, outside autocast: under bf16 autocast the SSIM loss's window convolutions
+        # would run in bf16, where E[x^2] - E[x]^2 cancels and fsnet learned at half the pace
+        loss = LOSSES[self.loss_name](out.float(), tgt)
         self._update(self.optimizers["g"], loss)
         return loss.detach()
 

@@ -99,8 +99,11 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False, prog
     place = Placement.start(cfg.device)
     main = place.dist.main
     run_dir = validate_run_dir(cfg, resume=resume, overwrite=overwrite) if main else cfg.run_dir
-    if resume and cfg.layout == "auto" and (run_dir / "config.yaml").is_file():
-        cfg.layout_chosen = RunConfig.load(run_dir / "config.yaml").layout_chosen   # keep its layout
+    if resume and (run_dir / "config.yaml").is_file():   # keep what it chose
+        before = RunConfig.load(run_dir / "config.yaml")
+        cfg.layout_chosen, cfg.compile_chosen = before.layout_chosen, before.compile_chosen
+        # runs from before --precision auto name their precision only in `precision`
+        cfg.precision_chosen = before.precision_chosen or (before.precision if before.precision != "auto" else None)
     # a resume trains the run it finds, so cfg must agree with it (a longer schedule extends it)
     notes, trains_more = resume_plan(cfg) if resume else ([], True)
     torch.manual_seed(cfg.seed)
@@ -133,9 +136,10 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False, prog
 def _train_learned(run: _Run, spec, model: nn.Module, train_ds, test_ds, resume: bool) -> TrainResult:
     """The schedule's stages, epoch by epoch, through the model kind's step."""
     cfg, place, main = run.cfg, run.place, run.main
-    place = dataclasses.replace(place, channels_last=_layout(run, spec, resume) == "channels_last")
+    layout, precision = _tune(run, spec, resume, train_ds)
+    place = dataclasses.replace(place, channels_last=layout == "channels_last", compiled=bool(cfg.compile_chosen))
     model = place.module(model)
-    step = STEP_KINDS[step_kind(cfg)](model, cfg=cfg, spec=spec, place=place, autocast=_autocast(cfg, place))
+    step = STEP_KINDS[step_kind(cfg)](model, cfg=cfg, spec=spec, place=place, autocast=_autocast(precision, place))
     stages = step.stage_losses(cfg.stages())
     position, history = {"stage": 0, "stage_epochs_done": 0}, []
     batch = max(1, math.ceil(cfg.batch_size / place.dist.world))
@@ -201,48 +205,55 @@ def _fit_baseline(run: _Run, model: nn.Module, train_ds) -> TrainResult:
     return TrainResult(run.dir, model, [], run.notes)
 
 
-def _layout(run: _Run, spec, resume: bool) -> str:
-    """--layout, or for auto: the layout this run chose before (a resume), else facesketch.autotune's
-    choice for this machine. Printed, and saved in config.yaml as layout_chosen."""
+def _tune(run: _Run, spec, resume: bool, train_ds) -> tuple[str, str]:
+    """(layout, precision): as asked, or for auto what this run chose before (a resume), else
+    facesketch.autotune's choice for this machine. Printed, and saved in config.yaml."""
     from facesketch import autotune
     cfg, place = run.cfg, run.place
-    saved = cfg.layout_chosen if resume else None
-    if cfg.layout != "auto":
-        choice, how = cfg.layout, "as asked"
-    elif not any(isinstance(m, nn.Conv2d) for m in create_model(cfg.model, **cfg.model_kwargs).modules()):
-        choice, how = "nchw", "no convolutions: the layout does not matter"
-    elif saved in autotune.LAYOUTS:
-        choice, how = saved, "as this run chose before"
-    elif place.dist.enabled:   # one timing per rank could disagree: the spec's measured default
-        choice, how = ("channels_last" if spec.channels_last and place.device.type == "cpu" else "nchw"), \
-            "the model's default under DDP"
+    convolutional = any(isinstance(m, nn.Conv2d) for m in create_model(cfg.model, **cfg.model_kwargs).modules())
+    saved = (cfg.layout_chosen, cfg.precision_chosen) if resume else (None, None)
+    if resume and saved[0] in autotune.LAYOUTS and saved[1] in autotune.PRECISIONS:
+        choice = (cfg.layout if cfg.layout != "auto" else saved[0], saved[1])
+        how = "as this run chose before" if cfg.layout == "auto" else "layout as asked, precision as this run chose before"
+    elif place.dist.enabled:   # one timing per rank could disagree: the spec's measured default, fp32
+        choice = (cfg.layout if cfg.layout != "auto" else
+                  "channels_last" if spec.channels_last and place.device.type == "cpu" else "nchw",
+                  cfg.precision if cfg.precision != "auto" else "fp32")
+        how = "the model's default under DDP"
     else:
         batch = max(1, math.ceil(cfg.batch_size / place.dist.world))
         size = create_model(cfg.model, **cfg.model_kwargs).image_size
 
-        def make_step(channels_last: bool):
-            p = dataclasses.replace(place, channels_last=channels_last)
+        def make_step(layout: str, precision: str, compiled: bool = False):
+            p = dataclasses.replace(place, channels_last=layout == "channels_last", compiled=compiled)
             m = p.module(create_model(cfg.model, **cfg.model_kwargs))
-            step = STEP_KINDS[step_kind(cfg)](m, cfg=cfg, spec=spec, place=p, autocast=_autocast(cfg, p, quiet=True))
+            step = STEP_KINDS[step_kind(cfg)](m, cfg=cfg, spec=spec, place=p, autocast=_autocast(precision, p, quiet=True))
             step.start_stage(step.stage_losses(cfg.stages())[0][0], total_steps=1000)
             return step, p
-        choice, info = autotune.choose_layout(cfg.model, batch, cfg.precision, place.device, make_step,
-                                              (batch, 3, size, size))
-        times = ", ".join(f"{k} {v:.3f}" for k, v in info["seconds_per_step"].items())
-        how = ("measured" if info["source"] == "measured" else "cached") + f": s/step {times}"
+
+        def quality_pairs():   # the run's own first training pairs
+            items = [train_ds[i] for i in range(min(len(train_ds), autotune.QUALITY_STEPS * autotune.QUALITY_BATCH))]
+            return torch.stack([it[0] for it in items]).float(), torch.stack([it[1] for it in items]).float()
+        choice, info = autotune.choose(cfg.model, batch, place.device, make_step, (batch, 3, size, size),
+                                       layout=cfg.layout, precision=cfg.precision, convolutional=convolutional,
+                                       quality_pairs=quality_pairs)
+        how = autotune.describe(choice, info).split(" (", 1)[1][:-1]
+        cfg.compile_chosen = info.get("compile")
+        if not convolutional and cfg.layout == "auto":
+            how += "; no convolutions: the layout does not matter"
     if run.main:
-        print(f"layout: {choice} ({how})", flush=True)
-        cfg.layout_chosen = choice
+        print(f"layout: {choice[0]}, precision: {choice[1]} ({how})", flush=True)
+        cfg.layout_chosen, cfg.precision_chosen = choice
         cfg.save(run.dir / "config.yaml")
     return choice
 
 
-def _autocast(cfg: RunConfig, place: Placement, quiet: bool = False):
-    if not quiet and cfg.precision == "bf16" and place.device.type == "cpu" \
+def _autocast(precision: str, place: Placement, quiet: bool = False):
+    if not quiet and precision == "bf16" and place.device.type == "cpu" \
             and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         print("warning: this CPU has no native bf16 (oneDNN reports no AVX-512-BF16/AMX); bf16 will run on a "
-              "slow emulated path, see bench/README.md. Use --precision fp32 here.", flush=True)
-    return torch.autocast(place.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+              "slow emulated path, see bench/README.md. Use --precision fp32 or auto here.", flush=True)
+    return torch.autocast(place.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def _epoch(step, ds, cfg: RunConfig, place: Placement, epoch: int, batch: int, desc: str,
@@ -262,7 +273,7 @@ def _epoch(step, ds, cfg: RunConfig, place: Placement, epoch: int, batch: int, d
         if not torch.isfinite(loss):
             kept = (f"the last good checkpoint is in {cfg.run_dir}" if (cfg.run_dir / STATE_FILE).exists()
                     else "no epoch had finished, so there is no checkpoint")
-            hint = "a lower --lr" + (" or --precision fp32" if cfg.precision == "bf16" else "")
+            hint = "a lower --lr" + (" or --precision fp32" if cfg.precision_chosen == "bf16" else "")
             raise TrainingDiverged(f"{cfg.run_name}: loss became {loss.item()} at epoch {epoch} step {i}; stopped; "
                                    f"{kept} (try {hint})")
         seen += src.shape[0]
