@@ -123,8 +123,9 @@ def main() -> None:
         for (layout, precision), (loop, step, fresh) in measured.items():
             lines.append(f"| {name} | {layout} | {precision} | {loop:.1f} | {step:.1f} | {loop / step:.2f} | "
                          + (f"{fresh:.1f}" if fresh else "") + f" | {vs_keras(name, loop)} |")
+        vs = vs_keras(name, auto)
         lines.append(f"| {name} | auto -> {chosen[0]} | {chosen[1]} | **{auto:.1f}** | | | | "
-                     f"**{vs_keras(name, auto)}** |")
+                     + (f"**{vs}** |" if vs else " |"))
         if name in keras:
             lines.append(f"| {name} | Keras | fp32 | {keras[name]['images_per_s']:.1f} | | | | 1.00x |")
 

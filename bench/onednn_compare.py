@@ -8,7 +8,9 @@ the time per (primitive kind, propagation, implementation). "outside oneDNN" is 
 time minus everything oneDNN logged: PyTorch's own kernels (element-wise ops, a transposed conv
 PyTorch does not hand to oneDNN, the optimiser) and framework overhead.
 
-    python bench/onednn_compare.py --model conv_ae --keras-python /tmp/tf/bin/python [--layout nchw]
+    python bench/onednn_compare.py --model conv_ae --keras-python /tmp/tf/bin/python [--layout nchw] [--no-readme]
+
+Writes its tables into bench/README.md (one block per model).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
 
 STEPS = 3
 
@@ -111,6 +115,7 @@ def main() -> None:
     ap.add_argument("--layout", default="both", choices=("nchw", "channels_last", "both"))
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--keras-python", help="an interpreter with TensorFlow")
+    ap.add_argument("--no-readme", action="store_true", help="print only; leave bench/README.md alone")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child == "torch":
@@ -120,7 +125,13 @@ def main() -> None:
     verbose = {"ONEDNN_VERBOSE": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "THP_MEM_ALLOC_ENABLE": "1"}
     here = str(Path(__file__).resolve())
     base = ["--model", args.model, "--batch", str(args.batch)]
-    lines = []
+    import platform
+
+    import torch
+    from train_bench import cpu_flags
+    lines = [f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()} ({cpu_flags()}), torch "
+             f"{torch.__version__}; `{args.model}`, batch {args.batch}, fp32, ONEDNN_VERBOSE=1 (which slows both a "
+             f"little), mean of {STEPS} steps after two warm-up steps.", ""]
     for layout in (("nchw", "channels_last") if args.layout == "both" else (args.layout,)):
         per, wall = run([sys.executable, here, "--child", "torch", "--layout", layout, *base], verbose)
         lines += table(f"PyTorch, {layout}", per, wall) + [""]
@@ -128,6 +139,10 @@ def main() -> None:
         per, wall = run([args.keras_python, here, "--child", "keras", *base], verbose)
         lines += table("Keras (TensorFlow), NHWC", per, wall)
     print("\n".join(lines))
+    if not args.no_readme:
+        from readme_block import write_block
+        write_block(f"onednn-{args.model}", lines, f"Where the step's time goes, by oneDNN primitive: {args.model} "
+                    "(`python bench/onednn_compare.py`)")
     print(json.dumps({"model": args.model, "batch": args.batch}))
 
 
