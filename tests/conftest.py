@@ -23,6 +23,14 @@ def _private_cache(tmp_path_factory):
         os.environ["XDG_CACHE_HOME"] = old
 
 
+@pytest.fixture(autouse=True)
+def _no_renice(monkeypatch):
+    """`sketch` and `photo` lower their own CPU priority (--nice 10, os.nice). Run in-process by
+    CliRunner, that would lower the whole test session's priority from then on."""
+    import os
+    monkeypatch.setattr(os, "nice", lambda increment: 0)
+
+
 @pytest.fixture(scope="session")
 def cufs_dir() -> Path:
     if not (CUFS / "photos").is_dir():

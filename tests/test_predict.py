@@ -158,3 +158,17 @@ def test_large_jpegs_are_decoded_at_a_reduced_scale_but_never_below_the_side_ask
     assert read_image(tmp_path / "phone.jpg", max_side=900)[0].size == (1000, 750)
     assert read_image(tmp_path / "phone.jpg")[0].size == (4000, 3000)
     assert read_image(tmp_path / "phone.png", max_side=900)[0].size == (4000, 3000)   # only JPEG can
+
+
+def test_a_folder_job_lowers_its_own_priority_and_bad_values_are_refused(monkeypatch, face_photos, tmp_path):
+    import os
+    asked = []
+    monkeypatch.setattr(os, "nice", lambda increment: asked.append(increment) or increment)
+    r = runner.invoke(app, ["sketch", str(face_photos["astronaut"]), "--out", str(tmp_path / "a"), "--nice", "7"])
+    assert r.exit_code == 0, r.output
+    assert asked == [7]
+    r = runner.invoke(app, ["sketch", str(face_photos["astronaut"]), "--out", str(tmp_path / "b"), "--nice", "25"])
+    assert r.exit_code == 2 and "--nice must be 0-19, got 25" in r.output and asked == [7]
+    r = runner.invoke(app, ["sketch", str(face_photos["astronaut"]), "--out", str(tmp_path / "c"),
+                            "--precision", "fp16"])
+    assert r.exit_code == 2 and "--precision must be auto, fp32 or bf16, got 'fp16'" in r.output
