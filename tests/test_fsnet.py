@@ -125,7 +125,8 @@ def test_demo_schedule_beats_every_baseline_on_every_metric_photo2sketch(tmp_pat
         spec = model_spec(m)
         cfg = RunConfig(model=m, direction="photo2sketch", synthetic_n=P.DEMO_SYNTHETIC_N, protocol="random",
                         test_fraction=P.DEMO_TEST_FRACTION, epochs=spec.demo_epochs, lr=spec.demo_lr, batch_size=6,
-                        device="cpu", runs_dir=str(tmp_path), views="identity", recalibrate_bn=True)
+                        device="cpu", runs_dir=str(tmp_path), views="identity", recalibrate_bn=True,
+                        precision="fp32")   # as facesketch.pipeline.demo trains
         scores[m] = evaluate(train(cfg, progress=False).run_dir, save_images=False, progress=False)["metrics"]
     for k in ALL_METRICS:
         for b in ("pencil", "grey", "mean"):

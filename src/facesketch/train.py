@@ -136,7 +136,7 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False, prog
 def _train_learned(run: _Run, spec, model: nn.Module, train_ds, test_ds, resume: bool) -> TrainResult:
     """The schedule's stages, epoch by epoch, through the model kind's step."""
     cfg, place, main = run.cfg, run.place, run.main
-    layout, precision = _tune(run, spec, resume, train_ds)
+    layout, precision = _tune(run, spec, resume, train_ds, model)
     place = dataclasses.replace(place, channels_last=layout == "channels_last", compiled=bool(cfg.compile_chosen))
     model = place.module(model)
     step = STEP_KINDS[step_kind(cfg)](model, cfg=cfg, spec=spec, place=place, autocast=_autocast(precision, place))
@@ -205,12 +205,12 @@ def _fit_baseline(run: _Run, model: nn.Module, train_ds) -> TrainResult:
     return TrainResult(run.dir, model, [], run.notes)
 
 
-def _tune(run: _Run, spec, resume: bool, train_ds) -> tuple[str, str]:
+def _tune(run: _Run, spec, resume: bool, train_ds, model: nn.Module) -> tuple[str, str]:
     """(layout, precision): as asked, or for auto what this run chose before (a resume), else
     facesketch.autotune's choice for this machine. Printed, and saved in config.yaml."""
     from facesketch import autotune
     cfg, place = run.cfg, run.place
-    convolutional = any(isinstance(m, nn.Conv2d) for m in create_model(cfg.model, **cfg.model_kwargs).modules())
+    convolutional = any(isinstance(m, nn.Conv2d) for m in model.modules())   # the run's model, not another
     saved = (cfg.layout_chosen, cfg.precision_chosen) if resume else (None, None)
     if resume and saved[0] in autotune.LAYOUTS and saved[1] in autotune.PRECISIONS:
         choice = (cfg.layout if cfg.layout != "auto" else saved[0], saved[1])
@@ -222,7 +222,7 @@ def _tune(run: _Run, spec, resume: bool, train_ds) -> tuple[str, str]:
         how = "the model's default under DDP"
     else:
         batch = max(1, math.ceil(cfg.batch_size / place.dist.world))
-        size = create_model(cfg.model, **cfg.model_kwargs).image_size
+        size = model.image_size
 
         def make_step(layout: str, precision: str, compiled: bool = False):
             p = dataclasses.replace(place, channels_last=layout == "channels_last", compiled=compiled)
