@@ -108,6 +108,28 @@ def _read_cache() -> dict:
         return {}
 
 
+def _cached(key: str, cands: list[Candidate]) -> tuple[Candidate, dict] | None:
+    """(the cached choice, its info) if the cache holds one of `cands` under `key`."""
+    entry = _read_cache().get(key)
+    if isinstance(entry, dict) and (entry.get("layout"), entry.get("precision")) in cands:
+        return (entry["layout"], entry["precision"]), {"source": "cache", "key": key, **entry}
+    return None
+
+
+def check_request(layout: str, precision: str) -> None:
+    """--layout and --precision, refused in one line when they name no candidate."""
+    from facesketch import FacesketchError
+    if layout not in ("auto", *LAYOUTS):
+        raise FacesketchError(f"--layout must be auto, nchw or channels_last, got {layout!r}")
+    if precision not in ("auto", *PRECISIONS):
+        raise FacesketchError(f"--precision must be auto, fp32 or bf16, got {precision!r}")
+
+
+def inference_input(x: torch.Tensor, layout: str) -> torch.Tensor:
+    """A batch in the memory layout inference chose."""
+    return x.contiguous(memory_format=torch.channels_last) if layout == "channels_last" else x
+
+
 def _write_cache(key: str, entry: dict) -> None:
     path = cache_file()
     try:
@@ -184,9 +206,8 @@ def choose(model: str, batch: int, device: torch.device, make_step, batch_shape:
     if len(cands) == 1 and device.type != "cuda":
         return cands[0], {"source": "asked"}
     key = cache_key(model, batch, device, layout=layout, precision=precision)
-    cached = _read_cache().get(key)
-    if isinstance(cached, dict) and (cached.get("layout"), cached.get("precision")) in cands:
-        return (cached["layout"], cached["precision"]), {"source": "cache", "key": key, **cached}
+    if hit := _cached(key, cands):
+        return hit
     # the timing draws random images and weights: it must not move the run's own random stream
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         timings = time_candidates(make_step, batch_shape, device, cands)
@@ -210,6 +231,11 @@ def choose(model: str, batch: int, device: torch.device, make_step, batch_shape:
 
 def describe(choice: Candidate, info: dict) -> str:
     """One line for the log: what was chosen and why."""
+    return f"layout {choice[0]}, precision {choice[1]} ({reason(info)})"
+
+
+def reason(info: dict) -> str:
+    """Why a choice was made: asked, cached or measured, with the measurements."""
     how = {"asked": "as asked", "cache": "cached", "measured": "measured"}.get(info["source"], info["source"])
     if info.get("seconds_per_step"):
         how += ": s/step " + ", ".join(f"{k} {v:.3f}" for k, v in info["seconds_per_step"].items())
@@ -222,7 +248,7 @@ def describe(choice: Candidate, info: dict) -> str:
     d = info.get("bf16_mean_abs_difference")
     if d is not None:
         how += f"; bf16 pictures differ from fp32's by {d * 255:.2f} grey levels on average"
-    return f"layout {choice[0]}, precision {choice[1]} ({how})"
+    return how
 
 
 # ---- inference ---------------------------------------------------------------------------------
@@ -246,7 +272,7 @@ def time_inference(model: torch.nn.Module, batch: int, device: torch.device, can
     copies = {lay: placed(copy.deepcopy(model), lay) for lay in dict.fromkeys(c[0] for c in cands)}
     for _ in range(1 + TIMED_ROUNDS):     # the first round warms up
         for c in cands:
-            xi = x.contiguous(memory_format=torch.channels_last) if c[0] == "channels_last" else x
+            xi = inference_input(x, c[0])
             _sync(device)
             t = time.perf_counter()
             with infer_context(device, c[1]):
@@ -269,9 +295,8 @@ def choose_inference(name: str, model: torch.nn.Module, batch: int, device: torc
     if len(cands) == 1:
         return cands[0], {"source": "asked"}
     key = cache_key(name, batch, device, layout=layout, precision=precision, kind="infer")
-    cached = _read_cache().get(key)
-    if isinstance(cached, dict) and (cached.get("layout"), cached.get("precision")) in cands:
-        return (cached["layout"], cached["precision"]), {"source": "cache", "key": key, **cached}
+    if hit := _cached(key, cands):
+        return hit
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         timings, differs = time_inference(model, batch, device, cands, forward or (lambda m, x: m(x)))
     keeps = precision != "auto" or (differs is not None and differs <= INFER_TOLERANCE)

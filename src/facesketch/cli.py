@@ -192,10 +192,11 @@ def evaluate_cmd(
         _fail(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
     if model is not None and model not in list_models():
         _fail(f"--model: unknown model {model!r}; choose from {', '.join(sorted(list_models()))}")
-    if layout not in ("auto", "nchw", "channels_last"):
-        _fail(f"--layout must be auto, nchw or channels_last, got {layout!r}")
-    if precision not in ("auto", "fp32", "bf16"):
-        _fail(f"--precision must be auto, fp32 or bf16, got {precision!r}")
+    from facesketch.autotune import check_request
+    try:
+        check_request(layout, precision)
+    except FacesketchError as e:
+        _fail(str(e))
     _existing(data)
     device = opts["device"]
     try:

@@ -101,8 +101,8 @@ class RunConfig:
             Direction(self.direction)
         except ValueError:
             raise FacesketchError(f"--direction must be {' or '.join(DIRECTIONS)}, got {self.direction!r}") from None
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise FacesketchError(f"--precision must be auto, fp32 or bf16, got {self.precision!r}")
+        from facesketch.autotune import check_request
+        check_request(self.layout, self.precision)
         check_device(self.device)
         if not _is_int(self.batch_size) or self.batch_size < 1:
             raise FacesketchError(f"--batch-size must be a positive integer, got {self.batch_size}")
@@ -116,8 +116,6 @@ class RunConfig:
         if not _is_int(self.synthetic_n) or self.synthetic_n < 2:
             raise FacesketchError(f"--synthetic-n must be an integer of at least 2 (a train and a test pair), "
                                   f"got {self.synthetic_n}")
-        if self.layout not in ("auto", "nchw", "channels_last"):
-            raise FacesketchError(f"--layout must be auto, nchw or channels_last, got {self.layout!r}")
         if self.views not in ("all", "identity"):
             raise FacesketchError(f"--views must be all or identity, got {self.views!r}")
         if self.gan and self.model != "unet":

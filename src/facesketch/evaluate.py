@@ -68,14 +68,12 @@ def predict_dataset(model, ds: PairDataset, *, name: str, batch_size: int = INFE
     """Yields (src, tgt, pred, pair stem, view) per item; pred clipped to [0, 1]; arrays CxHxW, view an int.
     name: the model's registered name; its spec says whether the model takes each input's view.
     layout/precision: as facesketch.autotune.choose_inference chose (the model already in that layout)."""
-    from facesketch.autotune import infer_context
+    from facesketch.autotune import infer_context, inference_input
     uses_view = model_spec(name).uses_view
     device = device or next(iter(model.parameters()), torch.empty(0)).device
     for src, tgt, index, views in tqdm(make_loader(ds, batch_size=batch_size, shuffle=False),
                                        disable=not progress, desc="predicting", leave=False):
-        src_d = src.to(device)
-        if layout == "channels_last":
-            src_d = src_d.contiguous(memory_format=torch.channels_last)
+        src_d = inference_input(src.to(device), layout)
         with infer_context(device, precision):
             pred = model(src_d, view=views.to(device)) if uses_view else model(src_d)
         pred = pred.float().clamp(0, 1).cpu()
@@ -273,7 +271,7 @@ def tune_inference(model, name: str, device: torch.device, layout: str, precisio
     (layout, precision), info = choose_inference(name, model, batch, device, layout=layout, precision=precision,
                                                  forward=forward)
     if not quiet and info["source"] != "asked":
-        line = describe((layout, precision), {**info, "seconds_per_step": info.get("seconds_per_batch")})
+        line = describe((layout, precision), {**info, "seconds_per_step": info.get("seconds_per_batch")})  # s/batch
         print(f"inference: {line}", flush=True)
     return placed(model, layout), layout, precision
 

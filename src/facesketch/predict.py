@@ -73,15 +73,14 @@ class Translator:
 
     @torch.no_grad()
     def __call__(self, images: list[Image.Image], *, batch_size: int = 8) -> list[Image.Image]:
-        from facesketch.autotune import infer_context
+        from facesketch.autotune import infer_context, inference_input
         self.tune()
         out: list[Image.Image] = []
         for i in range(0, len(images), batch_size):
             chunk = images[i:i + batch_size]
             x = np.stack([np.asarray(resize_square(im.convert("RGB"), self.size), dtype=np.uint8) for im in chunk])
-            x = torch.from_numpy(x).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
-            if self.layout == "channels_last":
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = inference_input(torch.from_numpy(x).to(self.device).permute(0, 3, 1, 2).float().div_(255.0),
+                                self.layout)
             with infer_context(self.device, self.precision):
                 if self.uses_view:
                     y = self.model(x, view=torch.zeros(len(chunk), dtype=torch.long, device=self.device))
@@ -99,10 +98,8 @@ def load_translator(direction: Direction | str, *, model: str | None = None, run
     """--run RUN, else --model NAME's shipped weights, else the shipped flagship."""
     if run is not None and model is not None:
         raise FacesketchError("give --run or --model, not both")
-    if layout not in ("auto", "nchw", "channels_last"):
-        raise FacesketchError(f"--layout must be auto, nchw or channels_last, got {layout!r}")
-    if precision not in ("auto", "fp32", "bf16"):
-        raise FacesketchError(f"--precision must be auto, fp32 or bf16, got {precision!r}")
+    from facesketch.autotune import check_request
+    check_request(layout, precision)
     if run is not None:
         return Translator.from_run(run, direction=direction, device=device, layout=layout, precision=precision)
     return Translator.shipped(model or DEFAULT_MODEL, direction, device=device, layout=layout, precision=precision)

@@ -237,7 +237,7 @@ def _tune(run: _Run, spec, resume: bool, train_ds, model: nn.Module) -> tuple[st
         choice, info = autotune.choose(cfg.model, batch, place.device, make_step, (batch, 3, size, size),
                                        layout=cfg.layout, precision=cfg.precision, convolutional=convolutional,
                                        quality_pairs=quality_pairs)
-        how = autotune.describe(choice, info).split(" (", 1)[1][:-1]
+        how = autotune.reason(info)
         cfg.compile_chosen = info.get("compile")
         if not convolutional and cfg.layout == "auto":
             how += "; no convolutions: the layout does not matter"
@@ -249,8 +249,8 @@ def _tune(run: _Run, spec, resume: bool, train_ds, model: nn.Module) -> tuple[st
 
 
 def _autocast(precision: str, place: Placement, quiet: bool = False):
-    if not quiet and precision == "bf16" and place.device.type == "cpu" \
-            and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    from facesketch.autotune import native_bf16
+    if not quiet and precision == "bf16" and place.device.type == "cpu" and not native_bf16(place.device):
         print("warning: this CPU has no native bf16 (oneDNN reports no AVX-512-BF16/AMX); bf16 will run on a "
               "slow emulated path, see bench/README.md. Use --precision fp32 or auto here.", flush=True)
     return torch.autocast(place.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
