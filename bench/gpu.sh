@@ -4,28 +4,33 @@
 #   2. the report's full experiment, `facesketch reproduce` (dense_ae, conv_ae, hybrid_ae and the
 #      baselines, both directions, the report's schedules), and its tables.
 # Everything lands in OUT: device.txt, loop_bench.md, reproduce/ (runs, report), tables.md, time.txt.
+# A failed or overlong bench (BENCH_TIMEOUT) does not stop the experiment.
 #
 #   bash bench/gpu.sh CUFS_DIR OUT
 #   EPOCHS_SCALE=0.01 DEVICE=cpu bash bench/gpu.sh DIR OUT     # the same script, tiny, on a CPU
 #
-# Settings from the environment: EPOCHS_SCALE (1), DEVICE (auto), MODELS (the report's three and the
-# baselines), BENCH_MODELS (conv_ae,fsnet), BENCH_SECONDS (5), BENCH_PAIRS (24).
+# Settings from the environment: PYTHON (python3), EPOCHS_SCALE (1), DEVICE (auto), MODELS (the
+# report's three and the baselines), BENCH_MODELS (conv_ae,fsnet), BENCH_SECONDS (5), BENCH_PAIRS (24),
+# BENCH_TIMEOUT (seconds, 240).
 set -euo pipefail
 DATA=${1:?usage: bash bench/gpu.sh CUFS_DIR OUT_DIR}
 OUT=${2:?usage: bash bench/gpu.sh CUFS_DIR OUT_DIR}
+PY=${PYTHON:-python3}
 cd "$(dirname "$0")/.."
 mkdir -p "$OUT"
 start=$(date +%s)
-python - > "$OUT/device.txt" <<'PY'
+"$PY" - > "$OUT/device.txt" <<'PY'
 import torch
 print("torch", torch.__version__)
 print("cuda:", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (CPU run)")
 PY
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv >> "$OUT/device.txt" 2>/dev/null || true
 cat "$OUT/device.txt"
-python bench/loop_bench.py --device "${DEVICE:-auto}" --models "${BENCH_MODELS:-conv_ae,fsnet}" \
-    --seconds "${BENCH_SECONDS:-5}" --synthetic-n "${BENCH_PAIRS:-24}" --no-fresh --no-readme | tee "$OUT/loop_bench.md"
+timeout "${BENCH_TIMEOUT:-240}" "$PY" bench/loop_bench.py --device "${DEVICE:-auto}" \
+    --models "${BENCH_MODELS:-conv_ae,fsnet}" --seconds "${BENCH_SECONDS:-5}" --synthetic-n "${BENCH_PAIRS:-24}" \
+    --no-fresh --no-readme | tee "$OUT/loop_bench.md" || echo "the bench failed or ran out of time; the experiment goes on"
 bench_done=$(date +%s)
-facesketch reproduce --data "$DATA" --out "$OUT/reproduce" --epochs-scale "${EPOCHS_SCALE:-1}" \
+"$PY" -m facesketch reproduce --data "$DATA" --out "$OUT/reproduce" --epochs-scale "${EPOCHS_SCALE:-1}" \
     --device "${DEVICE:-auto}" --models "${MODELS:-dense_ae,conv_ae,hybrid_ae,pencil,grey,mean}" --overwrite
 cp "$OUT/reproduce/report/report.md" "$OUT/tables.md"
 end=$(date +%s)

@@ -291,3 +291,33 @@ def test_a_compiled_placement_compiles_the_module_a_step_calls(monkeypatch):
     m = torch.nn.Conv2d(3, 3, 3)
     assert Placement(CPU, DistInfo(), compiled=True).wrap(m) == ("compiled", m)
     assert Placement(CPU, DistInfo()).wrap(m) is m
+
+
+def _cuda_choose(monkeypatch, tmp_path, run_steps, calls):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(autotune, "processor", lambda device: "a GPU")
+    import contextlib
+    monkeypatch.setattr(torch.random, "fork_rng", lambda **k: contextlib.nullcontext())   # no CUDA here
+    monkeypatch.setattr(autotune, "native_bf16", lambda device: False)
+
+    def fake_time(make_step, shape, device, cands):
+        calls.append(cands)
+        return {("nchw", "fp32"): 0.02, ("channels_last", "fp32"): 0.01} if len(cands) > 1 else {cands[0]: 0.005}
+    monkeypatch.setattr(autotune, "time_candidates", fake_time)
+    return autotune.choose("conv_ae", 16, torch.device("cuda"), lambda lay, prec, compiled=False: None,
+                           (16, 3, 256, 256), run_steps=run_steps)
+
+
+def test_torch_compile_is_not_tried_for_a_run_too_short_to_repay_it(monkeypatch, tmp_path):
+    calls = []
+    short = int(autotune.COMPILE_WORTH_S / 0.01) // 2          # half the training time compiling needs
+    choice, info = _cuda_choose(monkeypatch, tmp_path, short, calls)
+    assert len(calls) == 1 and info["compile"] is None and info["compile_skipped"] == round(0.01 * short)
+    assert "torch.compile not tried" in autotune.describe(choice, info)
+    # a longer run with the same request finds the cached choice and now tries compiling it
+    choice, info = _cuda_choose(monkeypatch, tmp_path, short * 4, calls)
+    assert info["source"] == "cache" and calls[1:] == [[choice]] and info["compile"] is True
+    assert "compile_skipped" not in info
+    # ... and the cache remembers that, so a third run times nothing
+    _, info = _cuda_choose(monkeypatch, tmp_path, short * 4, calls)
+    assert len(calls) == 2 and info["compile"] is True

@@ -19,7 +19,8 @@ Inference (`evaluate`, `sketch`/`photo`, `serve`) chooses the same way with forw
 bf16 must give the same picture as fp32 to within one grey level on average (INFER_TOLERANCE).
 
 On CUDA, the chosen candidate is then timed once more under torch.compile (the compilation is
-the warm-up step) and compiled if that is faster. On the CPU torch.compile measured slower for
+the warm-up step) and compiled if that is faster; only for runs projected to train at least
+COMPILE_WORTH_S seconds uncompiled, since compiling costs about a minute. On the CPU torch.compile measured slower for
 conv_ae (bench/README.md) and costs a minute of compilation per candidate, so it is not tried.
 
 A choice is cached per (CPU or GPU model, torch version, model, batch size, what was asked) in
@@ -44,6 +45,7 @@ PRECISIONS = ("fp32", "bf16")
 WARMUP_STEPS, TIMED_ROUNDS = 1, 2
 QUALITY_STEPS, QUALITY_BATCH, QUALITY_TOLERANCE = 12, 4, 0.05
 INFER_TOLERANCE = 1 / 255
+COMPILE_WORTH_S = 600
 
 Candidate = tuple[str, str]   # (layout, precision)
 
@@ -198,15 +200,23 @@ def bf16_keeps_quality(make_step, pairs: tuple[torch.Tensor, torch.Tensor], layo
 
 def choose(model: str, batch: int, device: torch.device, make_step, batch_shape: tuple[int, ...], *,
            layout: str = "auto", precision: str = "auto", convolutional: bool = True,
-           quality_pairs=None) -> tuple[Candidate, dict]:
+           quality_pairs=None, run_steps: int | None = None) -> tuple[Candidate, dict]:
     """((layout, precision), how it was chosen: {"source": "asked"|"cache"|"measured", "compile": True|False|None,
     ...}) for training. make_step(layout, precision, compiled=False) -> (step, place), fresh;
-    quality_pairs() -> (src, tgt) training images for bf16's quality check."""
+    quality_pairs() -> (src, tgt) training images for bf16's quality check; run_steps: the run's
+    optimisation steps (whether torch.compile could repay its compilation)."""
     cands = candidates(layout, precision, device, convolutional=convolutional)
     if len(cands) == 1 and device.type != "cuda":
         return cands[0], {"source": "asked"}
     key = cache_key(model, batch, device, layout=layout, precision=precision)
     if hit := _cached(key, cands):
+        choice, info = hit
+        entry = {k: v for k, v in info.items() if k not in ("source", "key")}
+        seconds = entry.get("seconds_per_step", {}).get(label(choice))
+        # a choice cached by a shorter run did not try torch.compile: a run long enough to repay it does
+        if seconds is not None and _maybe_compile(entry, choice, seconds, make_step, batch_shape, device, run_steps):
+            _write_cache(key, entry)
+            return choice, {"source": "cache", "key": key, **entry}
         return hit
     # the timing draws random images and weights: it must not move the run's own random stream
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -216,17 +226,36 @@ def choose(model: str, batch: int, device: torch.device, make_step, batch_shape:
             quality = bf16_keeps_quality(make_step, quality_pairs(), choice[0])
             if not quality["ok"]:
                 choice = pick({c: s for c, s in timings.items() if c[1] == "fp32"})
-        compiled = None
-        if device.type == "cuda":
-            with_compile = time_candidates(lambda lay, prec: make_step(lay, prec, compiled=True), batch_shape, device,
-                                           [choice])[choice]
-            compiled = with_compile < timings[choice]
-            timings[(choice[0], choice[1] + "+compile")] = with_compile
-    entry = {"layout": choice[0], "precision": choice[1], "compile": compiled,
+    entry = {"layout": choice[0], "precision": choice[1], "compile": None,
              "seconds_per_step": {label(c): round(s, 4) for c, s in timings.items()},
              "bf16_quality": quality, "measured": time.strftime("%Y-%m-%d")}
+    _maybe_compile(entry, choice, timings[choice], make_step, batch_shape, device, run_steps)
     _write_cache(key, entry)
     return choice, {"source": "measured", "key": key, **entry}
+
+
+def compile_worth_trying(seconds_per_step: float, run_steps: int | None) -> bool:
+    """torch.compile costs about a minute of compilation (once per run): worth timing only for a
+    run projected to train at least COMPILE_WORTH_S uncompiled (None: length unknown, try)."""
+    return run_steps is None or seconds_per_step * run_steps >= COMPILE_WORTH_S
+
+
+def _maybe_compile(entry: dict, choice: Candidate, seconds: float, make_step, batch_shape, device: torch.device,
+                   run_steps: int | None) -> bool:
+    """On CUDA, time `choice` under torch.compile unless the run is too short to repay it; records
+    entry["compile"] (True/False; None: not tried) and entry["compile_skipped"]. True if it timed."""
+    if device.type != "cuda" or entry.get("compile") is not None:
+        return False
+    if not compile_worth_trying(seconds, run_steps):
+        entry["compile_skipped"] = round(seconds * run_steps)
+        return False
+    entry.pop("compile_skipped", None)
+    with torch.random.fork_rng(devices=[device]):
+        with_compile = time_candidates(lambda lay, prec: make_step(lay, prec, compiled=True), batch_shape, device,
+                                       [choice])[choice]
+    entry["compile"] = with_compile < seconds
+    entry["seconds_per_step"][label((choice[0], choice[1] + "+compile"))] = round(with_compile, 4)
+    return True
 
 
 def describe(choice: Candidate, info: dict) -> str:
@@ -245,6 +274,9 @@ def reason(info: dict) -> str:
                 f"{q['bf16_loss']:.4f} vs fp32 {q['fp32_loss']:.4f})")
     if info.get("compile") is not None:
         how += f"; torch.compile {'faster: on' if info['compile'] else 'not faster: off'}"
+    elif info.get("compile_skipped") is not None:
+        how += (f"; torch.compile not tried: about {info['compile_skipped']} s of training would not repay "
+                f"its compilation")
     d = info.get("bf16_mean_abs_difference")
     if d is not None:
         how += f"; bf16 pictures differ from fp32's by {d * 255:.2f} grey levels on average"

@@ -3,7 +3,9 @@
 A run goes config -> run setup (runsetup.py: the folder's rules, the data and its split) ->
 model from its spec (registry.py) -> a step kind (steps.py: supervised or pix2pix), which owns
 the optimisers and the update -> the schedule's stages, epoch by epoch, each epoch ending in
-checkpoint.safetensors, model.safetensors and history.csv (checkpoint.py), written atomically.
+history.csv and (every epoch, unless that would cost over 5% of the time: _CheckpointClock)
+checkpoint.safetensors and model.safetensors (checkpoint.py), all written atomically. On a GPU
+the batches are cut there from a resident copy of the images (data.dataset.batches).
 Baselines are fitted (the mean image), not trained, and saved alike.
 """
 
@@ -13,7 +15,7 @@ import csv
 import dataclasses
 import math
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +29,7 @@ from facesketch import distributed as D
 from facesketch.checkpoint import (MODEL_FILE, STATE_FILE, file_sha256, load_meta, load_state, load_weights,
                                    save_model, save_state)
 from facesketch.config import RunConfig
-from facesketch.data.dataset import PairDataset, make_loader
+from facesketch.data.dataset import PairDataset, batches
 from facesketch.data.protocols import Split, write_split_manifest
 from facesketch.losses import LOSSES  # noqa: F401  (re-exported: the registry of losses by name)
 from facesketch.registry import create_model, model_spec
@@ -35,6 +37,7 @@ from facesketch.runsetup import claim_run_dir, load_split, resume_plan, run_dir_
 from facesketch.runtime import Placement
 from facesketch.steps import STEP_KINDS, make_optimizer, step_kind  # noqa: F401  (make_optimizer re-exported)
 
+CHECKPOINT_SHARE = 0.05   # at most this share of a run's time goes to writing checkpoints
 HISTORY_FIELDS = ("stage", "loss", "epoch", "train_loss", "test_loss", "seconds", "images_per_s")
 
 
@@ -48,6 +51,27 @@ class TrainResult:
     model: nn.Module
     history: list[dict]
     notes: list[str] = field(default_factory=list)  # what a resume changed (an extended schedule)
+
+
+class _CheckpointClock:
+    """When to write the checkpoint: after every epoch, unless writing it takes more than
+    CHECKPOINT_SHARE of the training time (dense_ae's 425M parameters and their Adam moments are
+    5 GB, seconds to write, against epochs of a fraction of a second on a GPU); then only once that
+    much training has passed since the last one, and always at the end of a stage. A crash or
+    Ctrl-C loses at most that much training."""
+
+    def __init__(self):
+        self.cost, self.last = 0.0, time.perf_counter()
+
+    def due(self, *, last_of_stage: bool) -> bool:
+        return last_of_stage or (time.perf_counter() - self.last) * CHECKPOINT_SHARE >= self.cost
+
+    @contextmanager
+    def timed(self):
+        t = time.perf_counter()
+        yield
+        self.last = time.perf_counter()
+        self.cost = self.last - t
 
 
 def _write_history(path: Path, history: list[dict]) -> None:
@@ -159,6 +183,7 @@ def _train_learned(run: _Run, spec, model: nn.Module, train_ds, test_ds, resume:
     else:
         start_stage(0)
     final = step.exported  # what is evaluated and saved (an EMA of the weights, where the spec has one)
+    saver = _CheckpointClock()
 
     for s in range(position["stage"], len(stages)):
         loss_name, n_epochs = stages[s]
@@ -174,10 +199,12 @@ def _train_learned(run: _Run, spec, model: nn.Module, train_ds, test_ds, resume:
                             "test_loss": round(test_loss, 6), "seconds": round(seconds, 2),
                             "images_per_s": round(seen / seconds, 2)})
             if main:
-                save_state(run.dir / STATE_FILE, model=model, optimizers=step.optimizers,
-                           extra_modules=step.extra_modules, position={"stage": s, "stage_epochs_done": e + 1},
-                           history=history)
-                save_model(final, run.meta(final, epoch), run.dir / MODEL_FILE)
+                if saver.due(last_of_stage=e + 1 == n_epochs):
+                    with saver.timed():
+                        save_state(run.dir / STATE_FILE, model=model, optimizers=step.optimizers,
+                                   extra_modules=step.extra_modules,
+                                   position={"stage": s, "stage_epochs_done": e + 1}, history=history)
+                        save_model(final, run.meta(final, epoch), run.dir / MODEL_FILE)
                 _write_history(run.dir / "history.csv", history)
                 if run.progress:
                     tqdm.write(f"{cfg.run_name} epoch {epoch}: {loss_name} train {train_loss:.4f} "
@@ -236,7 +263,8 @@ def _tune(run: _Run, spec, resume: bool, train_ds, model: nn.Module) -> tuple[st
             return torch.stack([it[0] for it in items]).float(), torch.stack([it[1] for it in items]).float()
         choice, info = autotune.choose(cfg.model, batch, place.device, make_step, (batch, 3, size, size),
                                        layout=cfg.layout, precision=cfg.precision, convolutional=convolutional,
-                                       quality_pairs=quality_pairs)
+                                       quality_pairs=quality_pairs,
+                                       run_steps=sum(e for _, e in cfg.stages()) * math.ceil(len(train_ds) / batch))
         how = autotune.reason(info)
         cfg.compile_chosen = info.get("compile")
         if not convolutional and cfg.layout == "auto":
@@ -263,12 +291,13 @@ def _epoch(step, ds, cfg: RunConfig, place: Placement, epoch: int, batch: int, d
     sampler = DistributedSampler(ds, dist.world, dist.rank, shuffle=True, seed=cfg.seed) if dist.enabled else None
     if sampler is not None:
         sampler.set_epoch(epoch)
-    loader = make_loader(ds, batch_size=batch, shuffle=True, seed=cfg.seed, epoch=epoch,
-                         num_workers=cfg.num_workers, sampler=sampler, pin_memory=place.device.type == "cuda")
+    loader = batches(ds, place.device, batch_size=batch, shuffle=True, seed=cfg.seed, epoch=epoch,
+                     num_workers=cfg.num_workers, sampler=sampler)
     step.train()
     t0, seen, total = time.perf_counter(), 0, 0.0
-    bar = tqdm(loader, desc=desc, leave=False, disable=not (progress and dist.main), unit="batch")
-    for i, (src, tgt, *_) in enumerate(bar):
+    bar = tqdm(loader, desc=desc, leave=False, disable=not (progress and dist.main), unit="batch",
+               total=math.ceil((len(sampler) if sampler is not None else len(ds)) / batch))
+    for i, (src, tgt) in enumerate(bar):
         loss = step(place.batch(src), place.batch(tgt))
         if not torch.isfinite(loss):
             kept = (f"the last good checkpoint is in {cfg.run_dir}" if (cfg.run_dir / STATE_FILE).exists()
@@ -301,7 +330,7 @@ def recalibrate_bn(model: nn.Module, ds, device, channels_last: bool, batch_size
     model.eval()
     for m in bns:
         m.train()
-    for src, *_ in make_loader(ds, batch_size=batch_size, shuffle=False):
+    for src, _ in batches(ds, place.device, batch_size=batch_size, shuffle=False):
         model(place.batch(src))
     for m, momentum in zip(bns, saved):
         m.momentum = momentum
@@ -313,7 +342,7 @@ def evaluate_loss(model, ds, loss_fn, place: Placement, batch_size: int) -> floa
     """The mean per-pixel test loss over ds (the test curve of history.csv)."""
     model.eval()
     total, n = 0.0, 0
-    for src, tgt, *_ in make_loader(ds, batch_size=batch_size, shuffle=False):
+    for src, tgt in batches(ds, place.device, batch_size=batch_size, shuffle=False):
         pred = model(place.batch(src)).float()
         # the batch's mean loss times its size: per-image sums for per-pixel and per-image losses alike
         total += loss_fn(pred, place.batch(tgt)).item() * src.shape[0]

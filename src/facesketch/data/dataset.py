@@ -36,6 +36,7 @@ class PairDataset(Dataset):
         to_t = lambda arrs, c: torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).contiguous() if arrs \
             else torch.zeros(0, c, size, size, dtype=torch.uint8)
         self.photos, self.sketches = to_t(photos, 3), to_t(sketches, sketch_channels)
+        self._resident: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def __len__(self) -> int:
         return len(self.pairs) * len(self.views)
@@ -50,6 +51,58 @@ class PairDataset(Dataset):
         sketch = apply_view(self.sketches[i], view).float().div_(255.0)
         src, tgt = (photo, sketch) if self.direction == Direction.photo2sketch else (sketch, photo)
         return src, tgt, i, view
+
+    def batch(self, indices: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(src, tgt) of items `indices`, as collating self[i] would give them, built on `device`:
+        the cached uint8 images are copied there once, and views and the conversion to float run
+        there, so that a GPU does not wait on the CPU for its batches."""
+        key = str(device)
+        if key not in self._resident:
+            self._resident[key] = (self.photos.to(device), self.sketches.to(device))
+        photos, sketches = self._resident[key]
+        indices = indices.to(device)
+        pair, view = indices // len(self.views), torch.tensor(self.views, device=device)[indices % len(self.views)]
+        out_p = torch.empty(len(indices), *photos.shape[1:], device=device)
+        out_s = torch.empty(len(indices), *sketches.shape[1:], device=device)
+        for v in view.unique().tolist():
+            at = (view == v).nonzero().squeeze(1)
+            out_p[at] = apply_view(photos[pair[at]], v).float().div_(255.0)
+            out_s[at] = apply_view(sketches[pair[at]], v).float().div_(255.0)
+        return (out_p, out_s) if self.direction == Direction.photo2sketch else (out_s, out_p)
+
+    def resident_fits(self, device: torch.device, share: float = 0.25) -> bool:
+        """Whether the cached images take at most `share` of the GPU memory free now (CUDA only)."""
+        if device.type != "cuda":
+            return False
+        free, _ = torch.cuda.mem_get_info(device)
+        return self.photos.nbytes + self.sketches.nbytes <= share * free
+
+
+class _Indices(Dataset):
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> int:
+        return index
+
+
+def batches(ds: Dataset, device: torch.device, *, resident: bool | None = None, **loader_kwargs):
+    """(src, tgt) batches of ds on `device`, in make_loader(ds, **loader_kwargs)'s order.
+
+    resident (default: on a GPU, when the images fit in a quarter of its free memory): the batches
+    are cut on the device from its own copy of ds's images (PairDataset.batch); otherwise they come
+    through a DataLoader, page-locked on CUDA so that the copies overlap compute."""
+    if resident is None:
+        resident = isinstance(ds, PairDataset) and ds.resident_fits(device)
+    if resident:
+        for idx in make_loader(_Indices(len(ds)), **loader_kwargs):
+            yield ds.batch(idx, device)
+        return
+    for src, tgt, *_ in make_loader(ds, pin_memory=device.type == "cuda", **loader_kwargs):
+        yield src.to(device, non_blocking=True), tgt.to(device, non_blocking=True)
 
 
 def _seed_worker(worker_id: int) -> None:
