@@ -4,14 +4,17 @@
 #   2. the report's full experiment, `facesketch reproduce` (dense_ae, conv_ae, hybrid_ae and the
 #      baselines, both directions, the report's schedules), and its tables.
 # Everything lands in OUT: device.txt, loop_bench.md, reproduce/ (runs, report), tables.md, time.txt.
-# A failed or overlong bench (BENCH_TIMEOUT) does not stop the experiment.
+# A failed or overlong bench (BENCH_TIMEOUT) does not stop the experiment. Run again with the same OUT
+# (on the same machine: a lent one keeps its files while it is warm), it resumes: the bench is kept
+# and `reproduce` keeps finished runs and continues an interrupted one from its checkpoint. On an
+# H200 the experiment's training alone took about 10 minutes (bench/README.md), so two calls.
 #
 #   bash bench/gpu.sh CUFS_DIR OUT
 #   EPOCHS_SCALE=0.01 DEVICE=cpu bash bench/gpu.sh DIR OUT     # the same script, tiny, on a CPU
 #
 # Settings from the environment: PYTHON (python3), EPOCHS_SCALE (1), DEVICE (auto), MODELS (the
 # report's three and the baselines), BENCH_MODELS (conv_ae,fsnet), BENCH_SECONDS (5), BENCH_PAIRS (24),
-# BENCH_TIMEOUT (seconds, 240).
+# BENCH_TIMEOUT (seconds, 180).
 set -euo pipefail
 DATA=${1:?usage: bash bench/gpu.sh CUFS_DIR OUT_DIR}
 OUT=${2:?usage: bash bench/gpu.sh CUFS_DIR OUT_DIR}
@@ -26,12 +29,18 @@ print("cuda:", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "
 PY
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv >> "$OUT/device.txt" 2>/dev/null || true
 cat "$OUT/device.txt"
-timeout "${BENCH_TIMEOUT:-240}" "$PY" bench/loop_bench.py --device "${DEVICE:-auto}" \
-    --models "${BENCH_MODELS:-conv_ae,fsnet}" --seconds "${BENCH_SECONDS:-5}" --synthetic-n "${BENCH_PAIRS:-24}" \
-    --no-fresh --no-readme | tee "$OUT/loop_bench.md" || echo "the bench failed or ran out of time; the experiment goes on"
+if [ -s "$OUT/loop_bench.md" ]; then
+    echo "the bench is already in $OUT/loop_bench.md: going on with the experiment"
+else
+    timeout "${BENCH_TIMEOUT:-180}" "$PY" bench/loop_bench.py --device "${DEVICE:-auto}" \
+        --models "${BENCH_MODELS:-conv_ae,fsnet}" --seconds "${BENCH_SECONDS:-5}" --synthetic-n "${BENCH_PAIRS:-24}" \
+        --no-fresh --no-readme | tee "$OUT/loop_bench.md.part" \
+        && mv "$OUT/loop_bench.md.part" "$OUT/loop_bench.md" \
+        || echo "the bench failed or ran out of time (what it printed: $OUT/loop_bench.md.part); the experiment goes on"
+fi
 bench_done=$(date +%s)
 "$PY" -m facesketch reproduce --data "$DATA" --out "$OUT/reproduce" --epochs-scale "${EPOCHS_SCALE:-1}" \
-    --device "${DEVICE:-auto}" --models "${MODELS:-dense_ae,conv_ae,hybrid_ae,pencil,grey,mean}" --overwrite
+    --device "${DEVICE:-auto}" --models "${MODELS:-dense_ae,conv_ae,hybrid_ae,pencil,grey,mean}"
 cp "$OUT/reproduce/report/report.md" "$OUT/tables.md"
 end=$(date +%s)
 echo "bench $((bench_done - start)) s, reproduce $((end - bench_done)) s, total $((end - start)) s" | tee "$OUT/time.txt"

@@ -26,3 +26,14 @@ def test_gpu_script_runs_end_to_end_on_a_cpu(tmp_path, synth_dir):
     tables = (out / "tables.md").read_text()
     assert "conv_ae" in tables and "mean" in tables
     assert "total" in (out / "time.txt").read_text()
+    # a second call with the same OUT (what a lease too short for the whole needs) resumes: the bench is
+    # kept, finished runs are kept, and the tables are written again
+    runs = out / "reproduce" / "runs"
+    weights = {p: p.stat().st_mtime_ns for p in runs.glob("*/model.safetensors")}
+    (out / "tables.md").unlink()
+    r = subprocess.run(["bash", str(ROOT / "bench" / "gpu.sh"), str(synth_dir), str(out)], env=env,
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "the bench is already in" in r.stdout and (out / "loop_bench.md").read_text() == bench
+    assert weights and {p: p.stat().st_mtime_ns for p in runs.glob("*/model.safetensors")} == weights
+    assert "conv_ae" in (out / "tables.md").read_text()

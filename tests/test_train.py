@@ -100,8 +100,13 @@ def test_loading_runs_no_pickle_and_rejects_tampering(tmp_path, synth_dir, monke
         load_weights(create_model("hybrid_ae"), weights)
 
 
-def test_nan_loss_stops_clearly_and_keeps_last_good_checkpoint(tmp_path, synth_dir, monkeypatch):
+@pytest.mark.parametrize("lazily", [False, True], ids=["every step (CPU)", "read lazily (GPU)"])
+def test_nan_loss_stops_clearly_and_keeps_last_good_checkpoint(tmp_path, synth_dir, monkeypatch, lazily):
+    """On a GPU the loss is read only every LOSS_READ_EVERY steps: a NaN between two reads is still
+    caught by the epoch's sum, before the epoch's checkpoint."""
     import facesketch.train as T
+    monkeypatch.setattr(T, "_reads_loss_lazily", lambda device: lazily)
+    monkeypatch.setattr(T, "LOSS_READ_EVERY", 1000)      # lazily: no read inside an epoch but the first step's
     calls = {"n": 0}
     real = T.LOSSES["mae"]
 
@@ -111,8 +116,9 @@ def test_nan_loss_stops_clearly_and_keeps_last_good_checkpoint(tmp_path, synth_d
         # 10 training steps per epoch here (10 identities x 8 views / batch 8): poison epoch 2
         return loss * float("nan") if calls["n"] > 12 and pred.requires_grad else loss
     monkeypatch.setitem(T.LOSSES, "mae", poisoned)
-    cfg = _cfg(tmp_path, synth_dir, epochs=3)
-    with pytest.raises(TrainingDiverged, match="loss became nan at epoch 2"):
+    cfg = _cfg(tmp_path, synth_dir, epochs=3, layout="nchw", precision="fp32")   # no timing steps
+    with pytest.raises(TrainingDiverged, match="loss became nan during epoch 2" if lazily
+                       else "loss became nan at epoch 2 step 2"):
         train(cfg, progress=False)
     assert load_meta(cfg.run_dir / "model.safetensors")["epoch"] == 1
     load_weights(create_model("conv_ae"), cfg.run_dir / "model.safetensors")

@@ -37,6 +37,7 @@ from facesketch.runsetup import claim_run_dir, load_split, resume_plan, run_dir_
 from facesketch.runtime import Placement
 from facesketch.steps import STEP_KINDS, make_optimizer, step_kind  # noqa: F401  (make_optimizer re-exported)
 
+LOSS_READ_EVERY = 25      # on a GPU: steps between reads of the loss (each read waits for the GPU)
 CHECKPOINT_SHARE = 0.05   # at most this share of a run's time goes to writing checkpoints
 HISTORY_FIELDS = ("stage", "loss", "epoch", "train_loss", "test_loss", "seconds", "images_per_s")
 
@@ -294,23 +295,41 @@ def _epoch(step, ds, cfg: RunConfig, place: Placement, epoch: int, batch: int, d
     loader = batches(ds, place.device, batch_size=batch, shuffle=True, seed=cfg.seed, epoch=epoch,
                      num_workers=cfg.num_workers, sampler=sampler)
     step.train()
-    t0, seen, total = time.perf_counter(), 0, 0.0
+    # on a GPU, reading the loss waits for the step to finish: read it only every LOSS_READ_EVERY steps
+    # (progress bar) and check the epoch's sum at its end, so the CPU queues the next step meanwhile
+    on_gpu = _reads_loss_lazily(place.device)
+    read_every = LOSS_READ_EVERY if on_gpu else 1
+    t0, seen = time.perf_counter(), 0
+    total = torch.zeros((), dtype=torch.float64, device=place.device) if on_gpu else 0.0
     bar = tqdm(loader, desc=desc, leave=False, disable=not (progress and dist.main), unit="batch",
                total=math.ceil((len(sampler) if sampler is not None else len(ds)) / batch))
     for i, (src, tgt) in enumerate(bar):
         loss = step(place.batch(src), place.batch(tgt))
-        if not torch.isfinite(loss):
-            kept = (f"the last good checkpoint is in {cfg.run_dir}" if (cfg.run_dir / STATE_FILE).exists()
-                    else "no epoch had finished, so there is no checkpoint")
-            hint = "a lower --lr" + (" or --precision fp32" if cfg.precision_chosen == "bf16" else "")
-            raise TrainingDiverged(f"{cfg.run_name}: loss became {loss.item()} at epoch {epoch} step {i}; stopped; "
-                                   f"{kept} (try {hint})")
+        total += (loss.detach().double() if on_gpu else loss.item()) * src.shape[0]
         seen += src.shape[0]
-        total += loss.item() * src.shape[0]
-        bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{seen * dist.world / (time.perf_counter() - t0):.1f}")
+        if i % read_every == 0:
+            value = loss.item()
+            if not math.isfinite(value):
+                _diverged(cfg, f"loss became {value} at epoch {epoch} step {i}")
+            bar.set_postfix(loss=f"{value:.4f}", img_s=f"{seen * dist.world / (time.perf_counter() - t0):.1f}",
+                            refresh=False)
+    total = float(total)
+    if not math.isfinite(total):
+        _diverged(cfg, f"loss became {total} during epoch {epoch}")
     seconds = time.perf_counter() - t0
     D.sync_buffers(step.model, dist)
     return D.mean_across(total / max(seen, 1), dist, place.device), seconds, seen * dist.world
+
+
+def _reads_loss_lazily(device: torch.device) -> bool:
+    return device.type == "cuda"
+
+
+def _diverged(cfg: RunConfig, what: str):
+    kept = (f"the last good checkpoint is in {cfg.run_dir}" if (cfg.run_dir / STATE_FILE).exists()
+            else "no epoch had finished, so there is no checkpoint")
+    hint = "a lower --lr" + (" or --precision fp32" if cfg.precision_chosen == "bf16" else "")
+    raise TrainingDiverged(f"{cfg.run_name}: {what}; stopped; {kept} (try {hint})")
 
 
 @torch.no_grad()

@@ -60,14 +60,15 @@ class PairDataset(Dataset):
         if key not in self._resident:
             self._resident[key] = (self.photos.to(device), self.sketches.to(device))
         photos, sketches = self._resident[key]
-        indices = indices.to(device)
-        pair, view = indices // len(self.views), torch.tensor(self.views, device=device)[indices % len(self.views)]
+        # which item gets which view is worked out here on the CPU: the GPU never has to answer
+        pair, view = indices // len(self.views), torch.tensor(self.views)[indices % len(self.views)]
         out_p = torch.empty(len(indices), *photos.shape[1:], device=device)
         out_s = torch.empty(len(indices), *sketches.shape[1:], device=device)
         for v in view.unique().tolist():
             at = (view == v).nonzero().squeeze(1)
-            out_p[at] = apply_view(photos[pair[at]], v).float().div_(255.0)
-            out_s[at] = apply_view(sketches[pair[at]], v).float().div_(255.0)
+            at_d, pair_d = at.to(device, non_blocking=True), pair[at].to(device, non_blocking=True)
+            out_p[at_d] = apply_view(photos[pair_d], v).float().div_(255.0)
+            out_s[at_d] = apply_view(sketches[pair_d], v).float().div_(255.0)
         return (out_p, out_s) if self.direction == Direction.photo2sketch else (out_s, out_p)
 
     def resident_fits(self, device: torch.device, share: float = 0.25) -> bool:
