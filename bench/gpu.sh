@@ -14,7 +14,7 @@
 #
 # Settings from the environment: PYTHON (python3), EPOCHS_SCALE (1), DEVICE (auto), MODELS (the
 # report's three and the baselines), BENCH_MODELS (conv_ae,fsnet), BENCH_SECONDS (5), BENCH_PAIRS (24),
-# BENCH_TIMEOUT (seconds, 180).
+# BENCH_TIMEOUT (seconds, 180), BENCH_ROUNDS (1).
 set -euo pipefail
 DATA=${1:?usage: bash bench/gpu.sh CUFS_DIR OUT_DIR}
 OUT=${2:?usage: bash bench/gpu.sh CUFS_DIR OUT_DIR}
@@ -34,7 +34,7 @@ if [ -s "$OUT/loop_bench.md" ]; then
 else
     timeout "${BENCH_TIMEOUT:-180}" "$PY" bench/loop_bench.py --device "${DEVICE:-auto}" \
         --models "${BENCH_MODELS:-conv_ae,fsnet}" --seconds "${BENCH_SECONDS:-5}" --synthetic-n "${BENCH_PAIRS:-24}" \
-        --no-fresh --no-readme | tee "$OUT/loop_bench.md.part" \
+        --rounds "${BENCH_ROUNDS:-1}" --no-fresh --no-readme | tee "$OUT/loop_bench.md.part" \
         && mv "$OUT/loop_bench.md.part" "$OUT/loop_bench.md" \
         || echo "the bench failed or ran out of time (what it printed: $OUT/loop_bench.md.part); the experiment goes on"
 fi

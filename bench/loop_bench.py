@@ -2,9 +2,11 @@
 
 `loop`: `facesketch.train.train` on built-in synthetic faces, all 8 views, the model's own loss,
 optimiser and step: what `facesketch train` does, with data loading, views and logging. Its
-images/s is the last epoch's, as history.csv records it (the first epoch warms up).
-`step`: the same step object on one random batch held in memory, timed alone in the same
-process right after the loop: what a micro-bench measures.
+images/s is the median of its epochs after the first (which warms up), as history.csv records them.
+`step`: the run's step kind on one random batch held in memory, timed alone in the same
+process: what a micro-bench measures. Loop and step are measured --rounds times per candidate,
+alternating (loop then step, then step then loop), and the table gives their medians: this
+shared machine's speed drifts by more than the 10% the two should agree within.
 `fresh`: bench/train_bench.py's measurement, a bare step in a fresh subprocess (how the earlier
 bench ranked the layouts).
 Each candidate of `--layout auto --precision auto` on this machine (layouts x fp32, and bf16
@@ -25,6 +27,8 @@ import csv
 import dataclasses
 import os
 import platform
+import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -46,10 +50,13 @@ from facesketch.train import train  # noqa: E402
 
 
 def loop_images_per_s(cfg: RunConfig) -> float:
+    """The median images/s of the run's epochs after the first (which warms up)."""
     result = train(cfg, progress=False)
     with (result.run_dir / "history.csv").open() as f:
         rows = list(csv.DictReader(f))
-    return float(rows[-1]["images_per_s"])
+    if cfg.layout != "auto":   # done with it: dense_ae's checkpoints are 5 GB a run
+        shutil.rmtree(result.run_dir)
+    return statistics.median(float(r["images_per_s"]) for r in rows[1:] or rows)
 
 
 def step_images_per_s(cfg: RunConfig, device: torch.device, channels_last: bool, seconds: float) -> float:
@@ -80,6 +87,8 @@ def main() -> None:
     ap.add_argument("--synthetic-n", type=int, default=16, help="pairs of synthetic faces (x 8 views per epoch)")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=10.0, help="time per bare-step measurement")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="loop and step measurements per candidate, alternating; the table has their medians")
     ap.add_argument("--keras-python", help="a Python interpreter with TensorFlow: time the Keras builds too")
     ap.add_argument("--no-fresh", action="store_true", help="skip the fresh-subprocess step (train_bench's way)")
     ap.add_argument("--no-readme", action="store_true", help="print only; leave bench/README.md alone")
@@ -94,16 +103,25 @@ def main() -> None:
             convolutional = any(isinstance(m, torch.nn.Conv2d) for m in create_model(name).modules())
             measured = {}
             for layout, precision in autotune.candidates("auto", "auto", device, convolutional=convolutional):
-                cfg = dataclasses.replace(base, layout=layout, precision=precision, name=f"{name}-{layout}-{precision}")
-                loop = loop_images_per_s(cfg)
-                step = step_images_per_s(cfg, device, layout == "channels_last", args.seconds)
+                loops, steps = [], []
+                for r in range(args.rounds):
+                    cfg = dataclasses.replace(base, layout=layout, precision=precision,
+                                              name=f"{name}-{layout}-{precision}-{r}")
+                    # loop then step, then step then loop: a machine slowing down steadily hits both alike
+                    for what in (("loop", "step") if r % 2 == 0 else ("step", "loop")):
+                        if what == "loop":
+                            loops.append(loop_images_per_s(cfg))
+                        else:
+                            steps.append(step_images_per_s(cfg, device, layout == "channels_last", args.seconds))
                 fresh = None if args.no_fresh or device.type != "cpu" else run(
                     {"kind": "train", "model": name, "batch": args.batch_size, "layout": layout,
                      "precision": precision, "seconds": args.seconds}).get("images_per_s")
-                measured[(layout, precision)] = (loop, step, fresh)
-                print(name, layout, precision, measured[(layout, precision)], flush=True)
+                measured[(layout, precision)] = (statistics.median(loops), statistics.median(steps), fresh,
+                                                 [lo / st for lo, st in zip(loops, steps)])
+                print(name, layout, precision, loops, steps, fresh, flush=True)
             auto = loop_images_per_s(dataclasses.replace(base, name=f"{name}-auto"))
             saved = RunConfig.load(Path(tmp) / "runs" / f"{name}-auto" / "config.yaml")
+            shutil.rmtree(Path(tmp) / "runs" / f"{name}-auto")
             rows.append((name, measured, auto, (saved.layout_chosen, saved.precision_chosen)))
             print(name, "auto", auto, rows[-1][3], flush=True)
     keras = {k["model"]: k for k in (run_keras(args.keras_python, ",".join(r[0] for r in rows), args.seconds)
@@ -113,21 +131,29 @@ def main() -> None:
     versions = next((f"; Keras: TensorFlow {k['tensorflow']}, Keras {k['keras']}, jit_compile auto, the same "
                      "batch, fp32" for k in keras.values()), "")
     lines = [f"Measured {time.strftime('%Y-%m-%d')} on {what}, torch {torch.__version__}, batch {args.batch_size}; "
-             f"loop: {args.synthetic_n} synthetic pairs x 8 views, epoch {args.epochs} of {args.epochs}{versions}.", "",
-             "| model | layout | precision | loop img/s | step img/s | loop / step | fresh-process step img/s | "
-             "loop / Keras |", "|---|---|---|---|---|---|---|---|"]
+             f"loop: {args.synthetic_n} synthetic pairs x 8 views, {args.epochs} epochs (the median of epochs 2 on); "
+             f"{args.rounds} rounds of loop and step ({args.seconds:g} s) per candidate, alternating, medians"
+             f"{versions}.", "",
+             "| model | layout | precision | loop img/s | step img/s | loop / step | each round's loop / step | "
+             "fresh-process step img/s | loop / Keras |", "|---|---|---|---|---|---|---|---|---|"]
 
     def vs_keras(name, ips):
         return f"{ips / keras[name]['images_per_s']:.2f}x" if name in keras else ""
     for name, measured, auto, chosen in rows:
-        for (layout, precision), (loop, step, fresh) in measured.items():
+        for (layout, precision), (loop, step, fresh, ratios) in measured.items():
             lines.append(f"| {name} | {layout} | {precision} | {loop:.1f} | {step:.1f} | {loop / step:.2f} | "
+                         f"{' '.join(f'{x:.2f}' for x in ratios)} | "
                          + (f"{fresh:.1f}" if fresh else "") + f" | {vs_keras(name, loop)} |")
         vs = vs_keras(name, auto)
-        lines.append(f"| {name} | auto -> {chosen[0]} | {chosen[1]} | **{auto:.1f}** | | | | "
+        lines.append(f"| {name} | auto -> {chosen[0]} | {chosen[1]} | **{auto:.1f}** | | | | | "
                      + (f"**{vs}** |" if vs else " |"))
         if name in keras:
-            lines.append(f"| {name} | Keras | fp32 | {keras[name]['images_per_s']:.1f} | | | | 1.00x |")
+            lines.append(f"| {name} | Keras | fp32 | {keras[name]['images_per_s']:.1f} | | | | | 1.00x |")
+
+    ratios = [m[0] / m[1] for _, ms, _, _ in rows for m in ms.values()]
+    lines += ["", f"Loop and step agree within 10% (median over the rounds) in "
+              f"{sum(abs(r - 1) <= 0.10 for r in ratios)} of {len(ratios)} rows; the ratios run from "
+              f"{min(ratios):.2f} to {max(ratios):.2f}."]
 
     def best(measured, k):
         return " ".join(max(measured, key=lambda c: measured[c][k] or 0))

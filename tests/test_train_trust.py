@@ -143,6 +143,29 @@ def test_ctrl_c_while_the_first_checkpoint_is_written_leaves_no_tmp(tmp_path, ti
     assert not list(cfg.run_dir.glob("*.tmp")) and not (cfg.run_dir / STATE_FILE).exists()
 
 
+def test_a_full_disk_while_writing_weights_is_one_line_naming_the_file(tmp_path, tiny_dir, monkeypatch, capsys):
+    """safetensors reports a full disk as a SafetensorError, not an OSError: the CLI still says it
+    in one line (exit 1), names the file, and leaves no .tmp behind."""
+    import facesketch.checkpoint as C
+    from safetensors import SafetensorError
+
+    def disk_full(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"partial")
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+    monkeypatch.setattr(C, "save_file", disk_full)
+    runs = tmp_path / "runs"
+    code = _main(monkeypatch, "train", "--model", "conv_ae", "--direction", "photo2sketch", "--data", str(tiny_dir),
+                 "--protocol", "random", "--epochs", "1", "--batch-size", "4", "--layout", "nchw",
+                 "--precision", "fp32", "--runs-dir", str(runs))
+    err = capsys.readouterr().err
+    last = err.rsplit("\r", 1)[-1]          # after the progress bars
+    assert code == 1 and "Traceback" not in err and last.count("\n") == 1
+    assert sum(line.startswith("error:") for line in err.replace("\r", "\n").splitlines()) == 1
+    assert last.startswith(f"error: {runs / 'conv_ae-photo2sketch-s0' / STATE_FILE}: could not write it")
+    assert "No space left on device" in last
+    assert not list(runs.rglob("*.tmp"))
+
+
 def test_interrupted_config_and_history_writes_leave_no_tmp(tmp_path, monkeypatch):
     def interrupt(*a, **k):
         raise KeyboardInterrupt

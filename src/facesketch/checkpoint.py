@@ -12,6 +12,7 @@ the previous good file intact; an interrupted write (an error, Ctrl-C) removes i
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -43,7 +44,10 @@ def atomic_save(tensors: dict[str, torch.Tensor], meta: dict, path: Path) -> Non
     tmp = path.with_name(path.name + ".tmp")
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     try:
-        save_file(tensors, str(tmp), metadata={"facesketch": json.dumps(meta)})
+        try:
+            save_file(tensors, str(tmp), metadata={"facesketch": json.dumps(meta)})
+        except SafetensorError as e:   # safetensors reports a full disk as its own error, not an OSError
+            raise OSError(errno.EIO, f"could not write it ({e}); the previous file, if any, is kept", str(path)) from e
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         tmp.replace(path)
