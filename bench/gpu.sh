@@ -18,7 +18,10 @@
 set -euo pipefail
 DATA=${1:?usage: bash bench/gpu.sh CUFS_DIR OUT_DIR}
 OUT=${2:?usage: bash bench/gpu.sh CUFS_DIR OUT_DIR}
+DATA=$(realpath -m "$DATA"); OUT=$(realpath -m "$OUT")   # the script moves to the repository root below
 PY=${PYTHON:-python3}
+# a wrong data folder should stop the script now, not after minutes of bench
+[ -d "$DATA" ] || { echo "bench/gpu.sh: $DATA: no such folder (expected the CUFS folder: photos/ and sketches/)" >&2; exit 2; }
 cd "$(dirname "$0")/.."
 mkdir -p "$OUT"
 start=$(date +%s)

@@ -49,14 +49,15 @@ from facesketch.steps import STEP_KINDS, step_kind  # noqa: E402
 from facesketch.train import train  # noqa: E402
 
 
-def loop_images_per_s(cfg: RunConfig) -> float:
-    """The median images/s of the run's epochs after the first (which warms up)."""
+def loop_run(cfg: RunConfig) -> tuple[float, RunConfig]:
+    """(the median images/s of the run's epochs after the first, which warms up; the run's saved
+    config, with what auto chose). The run folder is deleted: dense_ae's checkpoints are 5 GB a run."""
     result = train(cfg, progress=False)
     with (result.run_dir / "history.csv").open() as f:
         rows = list(csv.DictReader(f))
-    if cfg.layout != "auto":   # done with it: dense_ae's checkpoints are 5 GB a run
-        shutil.rmtree(result.run_dir)
-    return statistics.median(float(r["images_per_s"]) for r in rows[1:] or rows)
+    saved = RunConfig.load(result.run_dir / "config.yaml")
+    shutil.rmtree(result.run_dir)
+    return statistics.median(float(r["images_per_s"]) for r in rows[1:] or rows), saved
 
 
 def step_images_per_s(cfg: RunConfig, device: torch.device, channels_last: bool, seconds: float) -> float:
@@ -79,6 +80,12 @@ def step_images_per_s(cfg: RunConfig, device: torch.device, channels_last: bool,
     return n * cfg.batch_size / (time.perf_counter() - t0)
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="dense_ae,conv_ae,hybrid_ae,fsnet")
@@ -87,7 +94,7 @@ def main() -> None:
     ap.add_argument("--synthetic-n", type=int, default=16, help="pairs of synthetic faces (x 8 views per epoch)")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=10.0, help="time per bare-step measurement")
-    ap.add_argument("--rounds", type=int, default=3,
+    ap.add_argument("--rounds", type=_positive_int, default=3,
                     help="loop and step measurements per candidate, alternating; the table has their medians")
     ap.add_argument("--keras-python", help="a Python interpreter with TensorFlow: time the Keras builds too")
     ap.add_argument("--no-fresh", action="store_true", help="skip the fresh-subprocess step (train_bench's way)")
@@ -110,7 +117,7 @@ def main() -> None:
                     # loop then step, then step then loop: a machine slowing down steadily hits both alike
                     for what in (("loop", "step") if r % 2 == 0 else ("step", "loop")):
                         if what == "loop":
-                            loops.append(loop_images_per_s(cfg))
+                            loops.append(loop_run(cfg)[0])
                         else:
                             steps.append(step_images_per_s(cfg, device, layout == "channels_last", args.seconds))
                 fresh = None if args.no_fresh or device.type != "cpu" else run(
@@ -119,9 +126,7 @@ def main() -> None:
                 measured[(layout, precision)] = (statistics.median(loops), statistics.median(steps), fresh,
                                                  [lo / st for lo, st in zip(loops, steps)])
                 print(name, layout, precision, loops, steps, fresh, flush=True)
-            auto = loop_images_per_s(dataclasses.replace(base, name=f"{name}-auto"))
-            saved = RunConfig.load(Path(tmp) / "runs" / f"{name}-auto" / "config.yaml")
-            shutil.rmtree(Path(tmp) / "runs" / f"{name}-auto")
+            auto, saved = loop_run(dataclasses.replace(base, name=f"{name}-auto"))
             rows.append((name, measured, auto, (saved.layout_chosen, saved.precision_chosen)))
             print(name, "auto", auto, rows[-1][3], flush=True)
     keras = {k["model"]: k for k in (run_keras(args.keras_python, ",".join(r[0] for r in rows), args.seconds)

@@ -60,7 +60,8 @@ OPTIONS: dict[str, inspect.Parameter] = {p.name: p for p in (
     _option("lr", Optional[float], RunConfig.lr, f"Adam learning rate (default: {_learning_rates()})"),
     _option("device", str, RunConfig.device, "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps"),
     _option("precision", str, RunConfig.precision, "auto (bf16 autocast where this CPU/GPU runs it natively, "
-            "it measures faster, and a short fp32-vs-bf16 run shows no quality loss; else fp32), fp32 or bf16"),
+            "it measures faster, and a short fp32-vs-bf16 run shows no quality loss; else fp32; on CUDA also "
+            "torch.compile, where the run is long enough to repay it and it measures faster), fp32 or bf16"),
     _option("gan", bool, RunConfig.gan, f"pix2pix training with a PatchGAN (L1 x 100); for "
             f"{', '.join(m for m in _LEARNED if model_spec(m).gan)}", "--gan"),
     _option("runs_dir", Path, Path(RunConfig.runs_dir), "parent folder of run folders"),
@@ -74,7 +75,8 @@ OPTIONS: dict[str, inspect.Parameter] = {p.name: p for p in (
     _option("views", str, RunConfig.views, "training views: all (the protocol's 8) or identity (8x quicker)"),
     _option("recalibrate_bn", bool, RunConfig.recalibrate_bn, "after training, re-estimate BatchNorm statistics on "
             "the train set (recommended for short runs: Keras' momentum 0.99 adapts slowly)", "--recalibrate-bn"),
-    _option("resume", bool, False, "continue the run in its folder from its last epoch (give the run's options "
+    _option("resume", bool, False, "continue the run in its folder from its last checkpoint (written after every "
+            "epoch unless that costs over 5% of the time; give the run's options "
             "again; a longer --epochs/--epochs-scale extends it)", "--resume"),
     _option("overwrite", bool, False, "retrain runs that already exist (their old results go)", "--overwrite"),
 )}

@@ -271,7 +271,7 @@ def tune_inference(model, name: str, device: torch.device, layout: str, precisio
     (layout, precision), info = choose_inference(name, model, batch, device, layout=layout, precision=precision,
                                                  forward=forward)
     if not quiet and info["source"] != "asked":
-        line = describe((layout, precision), {**info, "seconds_per_step": info.get("seconds_per_batch")})  # s/batch
+        line = describe((layout, precision), {**info, "seconds_per_step": info.get("seconds_per_batch")})
         print(f"inference: {line}", flush=True)
     return placed(model, layout), layout, precision
 

@@ -72,9 +72,12 @@ class PairDataset(Dataset):
         return (out_p, out_s) if self.direction == Direction.photo2sketch else (out_s, out_p)
 
     def resident_fits(self, device: torch.device, share: float = 0.25) -> bool:
-        """Whether the cached images take at most `share` of the GPU memory free now (CUDA only)."""
+        """Whether the cached images take at most `share` of the GPU memory free now (CUDA only);
+        once they are there, they stay (asked again each epoch, the answer must not flip)."""
         if device.type != "cuda":
             return False
+        if str(device) in self._resident:
+            return True
         free, _ = torch.cuda.mem_get_info(device)
         return self.photos.nbytes + self.sketches.nbytes <= share * free
 
@@ -99,7 +102,8 @@ def batches(ds: Dataset, device: torch.device, *, resident: bool | None = None, 
     if resident is None:
         resident = isinstance(ds, PairDataset) and ds.resident_fits(device)
     if resident:
-        for idx in make_loader(_Indices(len(ds)), **loader_kwargs):
+        # only indices go through the loader: worker processes would have nothing to do
+        for idx in make_loader(_Indices(len(ds)), **{**loader_kwargs, "num_workers": 0}):
             yield ds.batch(idx, device)
         return
     for src, tgt, *_ in make_loader(ds, pin_memory=device.type == "cuda", **loader_kwargs):
