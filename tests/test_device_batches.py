@@ -32,6 +32,10 @@ def test_resident_batches_equal_the_loaders_in_order_for_every_view(synth_dir):
 def test_the_resident_path_is_taken_only_on_a_gpu(synth_dir):
     ds = PairDataset(find_pairs(synth_dir).pairs[:2], size=32, direction="photo2sketch")
     assert ds.resident_fits(CPU) is False
+    # once a GPU holds the images, the answer stays yes (asked each epoch, it must not flip back)
+    gpu = torch.device("cuda", 0)
+    ds._resident[str(gpu)] = (ds.photos, ds.sketches)
+    assert ds.resident_fits(gpu) is True
 
 
 def test_a_run_whose_checkpoints_are_sparse_resumes_from_the_last_one_exactly(tmp_path, synth_dir, monkeypatch):
