@@ -5,7 +5,7 @@ and as the same function computed another way, and reports each as a share of th
 ceiling measured in the same run. It shows where the models lose time to the ceiling and why
 the reformulations were not adopted. Each alternative is checked to give the same output.
 
-    python bench/layer_bench.py [--reps 3]
+    python bench/layer_bench.py [--reps 3] [--only "hybrid_ae dec"]
 """
 
 from __future__ import annotations
@@ -19,8 +19,11 @@ import time
 from functools import partial
 
 from readme_block import write_block
+from train_bench import cpu_flags
 import torch
 import torch.nn.functional as F
+
+from facesketch.models.hybrid_ae import UpConvT
 
 PHASE_IDX = torch.tensor([[2, 0], [3, 1]])  # 4x4 stride-2 transposed conv: kernel row for (output parity, tap)
 
@@ -55,6 +58,14 @@ def conv_gemm(x, w):
     co = w.shape[0]
     ho = (h - 4) // 2 + 1
     return (w.reshape(co, ci * 16) @ F.unfold(x, 4, stride=2)).view(n, co, ho, ho)
+
+
+class _Weights:
+    """An UpConvT's forward run on a given weight (zero bias), for the per-layer timing."""
+
+    def __init__(self, taps, weight):
+        self.taps, self.weight, self.scale = taps, weight, 2
+        self.bias = torch.zeros(weight.shape[1])
 
 
 def pool_phases(x, w, b):
@@ -140,22 +151,43 @@ def cases(bs: int):
             (lambda x, w, k=k: F.conv2d(x, w, padding=k // 2))
         kind = "dec (transposed)" if transposed else "enc"
         yield (f"hybrid_ae {kind} {ci}->{co} {k}x{k} @{h}px", bs * h * h * ci * co * k * k,
-               [("PyTorch, NCHW (default)", op, mk_conv)])
+               [("PyTorch, NCHW", op, mk_conv)])
+
+    # the same transposed conv as hybrid_ae has it: on the previous block's 2x nearest upsampling
+    def mk_up(cl):
+        return (torch.randn(bs, 128, 32, 32).contiguous(memory_format=cl).requires_grad_(),
+                (torch.randn(128, 256, 5, 5) * 0.02).requires_grad_())
+
+    def keras_order(x, w):
+        return F.conv_transpose2d(F.interpolate(x, scale_factor=2), w, padding=2)
+
+    taps = UpConvT(1, 1, 5).taps
+
+    def folded(x, w):
+        return UpConvT.forward(_Weights(taps, w), x)
+    for cl, name in ((torch.contiguous_format, "NCHW"), (torch.channels_last, "channels_last")):
+        yield (f"hybrid_ae dec upsample 2x + transposed 128->256 5x5 @64px ({name})", bs * 64 * 64 * 128 * 256 * 25, [
+            ("upsample, then the transposed conv (Keras order)", keras_order, partial(mk_up, cl)),
+            ("UpConvT: 4 phase 3x3 convs at 32px + pixel shuffle (default)", folded, partial(mk_up, cl))])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--only", default="", help="time only the layers whose label contains this text, and print "
+                    "the rows without writing bench/README.md")
     args = ap.parse_args()
     torch.manual_seed(0)
     top = ceiling()
     print(f"fp32 matmul ceiling {top:.1f} GFLOP/s", flush=True)
-    lines = [f"Measured {time.strftime('%Y-%m-%d')}, torch {torch.__version__}, batch {args.batch}, fp32, forward + "
+    lines = [f"Measured {time.strftime('%Y-%m-%d')} on {cpu_flags()}, torch {torch.__version__}, batch {args.batch}, fp32, forward + "
              f"backward (3x the forward FLOPs; the first layer needs no input gradient but is counted the same), "
              f"fp32 matmul ceiling in the same run {top:.1f} GFLOP/s.", "",
              "| layer | computed as | ms | % fp32 ceiling | vs default | max abs difference |", "|---|---|---|---|---|---|"]
     for label, macs, variants in cases(args.batch):
+        if args.only not in label:
+            continue
         base_s = base_out = None
         for name, fn, build in variants:
             torch.manual_seed(1)  # the same inputs for every variant, so their outputs can be compared
@@ -168,7 +200,8 @@ def main() -> None:
             pct = 100 * 6 * macs / seconds / 1e9 / top
             lines.append(f"| {label} | {name} | {1000 * seconds:.0f} | {pct:.0f}% | {base_s / seconds:.2f}x | {diff} |")
             print(lines[-1], flush=True)
-    write_block("layer_bench", lines, "Per layer (`python bench/layer_bench.py`)")
+    if not args.only:
+        write_block("layer_bench", lines, "Per layer (`python bench/layer_bench.py`)")
 
 
 if __name__ == "__main__":

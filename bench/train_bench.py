@@ -109,10 +109,10 @@ def count_macs(model, size: int) -> int:
             total += inp[0][0].numel() * m.out_channels * m.kernel_size[0] * m.kernel_size[1]
         elif isinstance(m, nn.Linear):
             total += m.in_features * m.out_features
-        elif type(m).__name__ == "UpConvT3":  # hybrid_ae's fused upsample + 3x3 transposed conv
-            total += out[0].numel() * m.weight.shape[0] * 9
+        elif type(m).__name__ == "UpConvT":  # hybrid_ae's upsampling + transposed conv, counted as Keras runs it
+            total += out[0].numel() * m.weight.shape[0] * m.weight.shape[-1] ** 2
     hooks = [m.register_forward_hook(hook) for m in model.modules()
-             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) or type(m).__name__ == "UpConvT3"]
+             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) or type(m).__name__ == "UpConvT"]
     model.eval()
     with torch.no_grad():
         model(torch.rand(1, 3, size, size))

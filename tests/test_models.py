@@ -46,8 +46,11 @@ def test_conv_ae_block_shapes_and_params():
 def test_hybrid_ae_block_shapes_and_params():
     m = create_model("hybrid_ae")
     shapes = _block_shapes(m, list(m.encoder) + [m.fc1, m.fc2] + list(m.decoder[:5]), 256)
+    # Keras' decoder blocks end with their 2x upsampling: (16, 8, 8) ... (256, 128, 128). Here each
+    # block stops before it and the next UpConvT upsamples inside its conv (the test below checks
+    # that the whole decoder is the Keras one), so the blocks end at half the spec's resolution.
     assert shapes == [(256, 128, 128), (128, 64, 64), (64, 32, 32), (32, 16, 16), (16, 8, 8), (8, 4, 4), (512,), (128,),
-                      (16, 8, 8), (32, 16, 16), (64, 32, 32), (128, 64, 64), (256, 128, 128)]
+                      (16, 4, 4), (32, 8, 8), (64, 16, 16), (128, 32, 32), (256, 64, 64)]
     total = lambda mod: sum(p.numel() for p in mod.parameters()) + sum(
         x.numel() for n, x in mod.named_buffers() if "running" in n)
     assert [total(b) for b in m.encoder] == [20480, 295552, 74048, 18592, 4688, 1192]
@@ -119,22 +122,68 @@ def test_baselines_compute_what_they_say():
     assert torch.allclose(out[0], targets.mean(0)) and torch.allclose(out[1], targets.mean(0).flip(-1))
 
 
+def _keras_order_decoder(fast: nn.Sequential) -> nn.Sequential:
+    """hybrid_ae's decoder in the spec's layer order, (ConvT -> UpSampling 2x -> ReLU -> BN) x 5,
+    UpSampling 2x, ConvT(3), ReLU, built from plain PyTorch layers holding `fast`'s parameters."""
+    layers = []
+    for block in fast[:5]:
+        conv, bn = block[0], block[2]
+        cin, cout, k = conv.weight.shape[0], conv.weight.shape[1], conv.weight.shape[-1]
+        ref = nn.ConvTranspose2d(cin, cout, k, padding=k // 2)
+        ref.load_state_dict({"weight": conv.weight.detach(), "bias": conv.bias.detach()})
+        ref_bn = nn.BatchNorm2d(cout, eps=bn.eps, momentum=bn.momentum)
+        ref_bn.load_state_dict(bn.state_dict())
+        layers += [ref, nn.Upsample(scale_factor=2), nn.ReLU(), ref_bn]
+    last = fast[5]
+    ref = nn.ConvTranspose2d(last.weight.shape[0], last.weight.shape[1], 3, padding=1)
+    ref.load_state_dict({"weight": last.weight.detach(), "bias": last.bias.detach()})
+    return nn.Sequential(*layers, nn.Upsample(scale_factor=2), ref, nn.ReLU())
+
+
 def test_hybrid_fast_decoder_equals_the_keras_layer_order():
-    """dec() runs ReLU and BatchNorm before the upsampling and UpConvT3 fuses upsample + transposed
-    conv; both must give what Keras' ConvT -> UpSampling -> ReLU -> BN and UpSampling -> ConvT give."""
-    from facesketch.models.hybrid_ae import UpConvT3, dec
+    """The decoder runs ReLU and BatchNorm before each upsampling and folds every upsampling into
+    the transposed conv after it (UpConvT, the last one 4x); in training mode its output, its
+    BatchNorm statistics and its parameter gradients must be those of the spec's layer order."""
     torch.manual_seed(0)
-    x = torch.randn(2, 8, 6, 6)
-    fast = dec(8, 4, 3).train()
-    conv, _, bn, _ = fast
-    keras = nn.Sequential(conv, nn.Upsample(scale_factor=2), nn.ReLU(), nn.BatchNorm2d(4, eps=1e-3, momentum=0.01))
-    keras[3].load_state_dict(bn.state_dict())
-    assert torch.allclose(fast(x), keras(x), atol=1e-5)
-    assert torch.allclose(bn.running_mean, keras[3].running_mean, atol=1e-6)
-    up = UpConvT3(8, 3)
-    ref = nn.ConvTranspose2d(8, 3, 3, padding=1)
+    fast = create_model("hybrid_ae").decoder.train()
+    for p in fast.parameters():             # random biases and BN affine, so that none is trivially 0/1
+        nn.init.normal_(p, std=0.2) if p.ndim == 1 else None
+    keras = _keras_order_decoder(fast).train()
+    z = torch.randn(4, 8, 4, 4)
+    out_fast, out_keras = fast(z), keras(z)
+    assert out_fast.shape == out_keras.shape == (4, 3, 256, 256)
+    assert out_keras.abs().max() > 0.1
+    assert torch.allclose(out_fast, out_keras, atol=1e-4, rtol=1e-4)
+    fast_bns = [b[2] for b in fast[:5]]
+    keras_bns = [m for m in keras if isinstance(m, nn.BatchNorm2d)]
+    for a, b in zip(fast_bns, keras_bns, strict=True):
+        assert torch.allclose(a.running_mean, b.running_mean, atol=1e-5)
+        assert torch.allclose(a.running_var, b.running_var, atol=1e-5, rtol=1e-4)
+    target = torch.rand_like(out_fast)
+    nn.functional.l1_loss(out_fast, target).backward()
+    nn.functional.l1_loss(out_keras, target).backward()
+    fast_grads = [p.grad for p in fast.parameters()]
+    keras_grads = [p.grad for p in keras.parameters()]
+    for g_fast, g_keras in zip(fast_grads, keras_grads, strict=True):
+        assert torch.allclose(g_fast, g_keras, atol=1e-5, rtol=1e-3)
+
+
+@pytest.mark.parametrize("k, scale", [(3, 2), (5, 2), (3, 4)])
+def test_upconvt_is_upsampling_then_the_transposed_conv(k, scale):
+    from facesketch.models.hybrid_ae import UpConvT
+    torch.manual_seed(0)
+    up = UpConvT(6, 5, k, scale)
+    nn.init.normal_(up.bias)
+    ref = nn.ConvTranspose2d(6, 5, k, padding=k // 2)
     ref.load_state_dict({"weight": up.weight.detach(), "bias": up.bias.detach()})
-    assert torch.allclose(up(x), ref(nn.functional.interpolate(x, scale_factor=2)), atol=1e-5)
+    x = torch.randn(2, 6, 5, 7)
+    assert torch.allclose(up(x), ref(nn.functional.interpolate(x, scale_factor=scale)), atol=1e-5)
+
+
+def test_upconvt_refuses_a_kernel_wider_than_its_window():
+    from facesketch.models.hybrid_ae import UpConvT
+    with pytest.raises(ValueError, match="3x3 low-res window"):
+        UpConvT(2, 2, 7, 2)
 
 
 def test_pencil_sketch_of_a_real_photo_against_an_independent_computation():
