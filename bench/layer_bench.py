@@ -17,12 +17,14 @@ os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # as the facesketch command 
 import argparse
 import time
 from functools import partial
+from types import SimpleNamespace as NS  # a module's weights, to run its forward on the bench's tensors
 
 from readme_block import write_block
 from train_bench import cpu_flags
 import torch
 import torch.nn.functional as F
 
+from facesketch.models.conv_ae import ConvAE
 from facesketch.models.hybrid_ae import UpConvT
 
 PHASE_IDX = torch.tensor([[2, 0], [3, 1]])  # 4x4 stride-2 transposed conv: kernel row for (output parity, tap)
@@ -58,14 +60,6 @@ def conv_gemm(x, w):
     co = w.shape[0]
     ho = (h - 4) // 2 + 1
     return (w.reshape(co, ci * 16) @ F.unfold(x, 4, stride=2)).view(n, co, ho, ho)
-
-
-class _Weights:
-    """An UpConvT's forward run on a given weight (zero bias), for the per-layer timing."""
-
-    def __init__(self, taps, weight):
-        self.taps, self.weight, self.scale = taps, weight, 2
-        self.bias = torch.zeros(weight.shape[1])
 
 
 def pool_phases(x, w, b):
@@ -137,6 +131,21 @@ def cases(bs: int):
             ("PyTorch, channels_last (default)", F.conv_transpose2d, partial(mk_head, cl)),
             ("PyTorch, NCHW", F.conv_transpose2d, partial(mk_head, torch.contiguous_format))])
 
+    def mk_both(fmt):
+        x = torch.randn(bs, 16, 254, 254).contiguous(memory_format=fmt).requires_grad_()
+        return (x, (torch.randn(16, 8, 2, 2) * 0.1).requires_grad_(), (torch.randn(8) * 0.1).requires_grad_(),
+                (torch.randn(8, 3, 2, 2) * 0.1).requires_grad_(), (torch.randn(3) * 0.1).requires_grad_())
+
+    def head_two(x, w1, b1, w2, b2):
+        return F.conv_transpose2d(F.conv_transpose2d(x, w1, b1), w2, b2)
+
+    def head_one(x, w1, b1, w2, b2):
+        return ConvAE.head_as_one(NS(head=(NS(weight=w1, bias=b1), NS(weight=w2, bias=b2))), x)
+    for fmt, name in ((cl, "channels_last"), (torch.contiguous_format, "NCHW")):
+        yield (f"conv_ae head, both convs 16->8->3 @254px ({name})", bs * (254 * 254 * 16 * 8 + 255 * 255 * 8 * 3) * 4, [
+            ("two 2x2 transposed convs", head_two, partial(mk_both, fmt)),
+            ("as one 3x3 transposed conv + border bias map (default)", head_one, partial(mk_both, fmt))])
+
     def mk1():
         return (torch.rand(bs, 3, 256, 256), (torch.randn(256, 3, 5, 5) * 0.1).requires_grad_(),
                 torch.zeros(256, requires_grad=True))
@@ -164,7 +173,7 @@ def cases(bs: int):
     taps = UpConvT(1, 1, 5).taps
 
     def folded(x, w):
-        return UpConvT.forward(_Weights(taps, w), x)
+        return UpConvT.forward(NS(taps=taps, weight=w, bias=torch.zeros(256), scale=2), x)
     for cl, name in ((torch.contiguous_format, "NCHW"), (torch.channels_last, "channels_last")):
         yield (f"hybrid_ae dec upsample 2x + transposed 128->256 5x5 @64px ({name})", bs * 64 * 64 * 128 * 256 * 25, [
             ("upsample, then the transposed conv (Keras order)", keras_order, partial(mk_up, cl)),

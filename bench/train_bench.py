@@ -113,6 +113,10 @@ def count_macs(model, size: int) -> int:
             total += out[0].numel() * m.weight.shape[0] * m.weight.shape[-1] ** 2
     hooks = [m.register_forward_hook(hook) for m in model.modules()
              if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) or type(m).__name__ == "UpConvT"]
+    def run_head(m, inp, out) -> None:
+        model.head(out)
+    if hasattr(model, "head_as_one"):  # conv_ae runs its two head convs as one: count them as Keras runs them
+        hooks.append(model.blocks.register_forward_hook(run_head))
     model.eval()
     with torch.no_grad():
         model(torch.rand(1, 3, size, size))

@@ -33,7 +33,11 @@ def _block_shapes(model, blocks, size):
 
 def test_conv_ae_block_shapes_and_params():
     m = create_model("conv_ae")
-    shapes = _block_shapes(m, list(m.blocks) + list(m.head), 256)
+    shapes = _block_shapes(m, list(m.blocks), 256)
+    z = torch.zeros(1, *shapes[-1])
+    for conv in m.head:                       # forward() runs the head as one conv (test below)
+        z = conv(z)
+        shapes.append(tuple(z.shape[1:]))
     hw = [127, 62, 30, 14, 6, 2, 6, 14, 30, 62, 126, 254, 255, 256]
     ch = [16, 32, 64, 128, 256, 512, 512, 256, 128, 64, 32, 16, 8, 3]
     assert shapes == [(c, s, s) for c, s in zip(ch, hw)]
@@ -120,6 +124,25 @@ def test_baselines_compute_what_they_say():
     mean.fit(targets)
     out = mean(torch.zeros(2, 3, 4, 4), view=torch.tensor([0, 1]))
     assert torch.allclose(out[0], targets.mean(0)) and torch.allclose(out[1], targets.mean(0).flip(-1))
+
+
+def test_conv_ae_head_as_one_conv_equals_the_two_transposed_convs():
+    """conv_ae runs its two linear 2x2 transposed convs as one 3x3; output and the four head
+    parameters' gradients must be those of the two layers run one after the other."""
+    torch.manual_seed(0)
+    m = create_model("conv_ae")
+    for conv in m.head:
+        nn.init.normal_(conv.bias)                # non-zero biases, whose border effect differs
+    z = torch.randn(2, 16, 20, 20)
+    fast, two = m.head_as_one(z), m.head(z)
+    assert fast.shape == two.shape == (2, 3, 22, 22)
+    assert torch.allclose(fast, two, atol=1e-5)
+    target = torch.randn_like(two)
+    params = list(m.head.parameters())
+    g_fast = torch.autograd.grad(nn.functional.mse_loss(fast, target), params)
+    g_two = torch.autograd.grad(nn.functional.mse_loss(two, target), params)
+    for a, b in zip(g_fast, g_two, strict=True):
+        assert torch.allclose(a, b, atol=1e-6, rtol=1e-4)
 
 
 def _keras_order_decoder(fast: nn.Sequential) -> nn.Sequential:
