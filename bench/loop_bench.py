@@ -34,7 +34,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # as the facesketch command runs, set before torch allocates
+
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from readme_block import write_block  # noqa: E402
