@@ -7,14 +7,16 @@
 # A failed or overlong bench (BENCH_TIMEOUT) does not stop the experiment. Run again with the same OUT
 # (on the same machine: a lent one keeps its files while it is warm), it resumes: the bench is kept
 # and `reproduce` keeps finished runs and continues an interrupted one from its checkpoint. On an
-# H200 the experiment's training alone took about 10 minutes (bench/README.md), so two calls.
+# H200 the experiment's training took about 10 minutes one run at a time (bench/README.md); the
+# runs now train JOBS at once (`reproduce --jobs`), sharing the GPU, which these small models
+# leave idle between kernels. Not yet measured on a GPU at the time of writing.
 #
 #   bash bench/gpu.sh CUFS_DIR OUT
 #   EPOCHS_SCALE=0.01 DEVICE=cpu bash bench/gpu.sh DIR OUT     # the same script, tiny, on a CPU
 #
 # Settings from the environment: PYTHON (python3), EPOCHS_SCALE (1), DEVICE (auto), MODELS (the
-# report's three and the baselines), BENCH_MODELS (conv_ae,fsnet), BENCH_SECONDS (5), BENCH_PAIRS (24),
-# BENCH_TIMEOUT (seconds, 180), BENCH_ROUNDS (1).
+# report's three and the baselines), JOBS (6: runs trained at once), BENCH_MODELS
+# (conv_ae,fsnet), BENCH_SECONDS (5), BENCH_PAIRS (24), BENCH_TIMEOUT (seconds, 180), BENCH_ROUNDS (1).
 set -euo pipefail
 DATA=${1:?usage: bash bench/gpu.sh CUFS_DIR OUT_DIR}
 OUT=${2:?usage: bash bench/gpu.sh CUFS_DIR OUT_DIR}
@@ -43,7 +45,7 @@ else
 fi
 bench_done=$(date +%s)
 "$PY" -m facesketch reproduce --data "$DATA" --out "$OUT/reproduce" --epochs-scale "${EPOCHS_SCALE:-1}" \
-    --device "${DEVICE:-auto}" --models "${MODELS:-dense_ae,conv_ae,hybrid_ae,pencil,grey,mean}"
+    --device "${DEVICE:-auto}" --models "${MODELS:-dense_ae,conv_ae,hybrid_ae,pencil,grey,mean}" --jobs "${JOBS:-6}"
 cp "$OUT/reproduce/report/report.md" "$OUT/tables.md"
 end=$(date +%s)
 echo "bench $((bench_done - start)) s, reproduce $((end - bench_done)) s, total $((end - start)) s" | tee "$OUT/time.txt"

@@ -103,7 +103,7 @@ def test_a_newly_registered_model_appears_in_the_help_without_an_edit(monkeypatc
 
 def test_train_all_passes_lr_and_recalibrate_bn_to_every_run(tmp_path, monkeypatch):
     seen = []
-    monkeypatch.setattr(P, "train_all", lambda cfgs, overwrite: seen.extend(cfgs) or [])
+    monkeypatch.setattr(P, "train_all", lambda cfgs, overwrite, jobs: seen.extend(cfgs) or [])
     r = runner.invoke(app, ["train-all", "--models", "mean,conv_ae", "--lr", "0.01", "--recalibrate-bn", "--seed",
                             "3", "--batch-size", "4", "--views", "identity", "--runs-dir", str(tmp_path)])
     assert r.exit_code == 0, r.output
@@ -113,6 +113,8 @@ def test_train_all_passes_lr_and_recalibrate_bn_to_every_run(tmp_path, monkeypat
         (0.01, True, 3, 4, "identity", str(tmp_path))}
     r = runner.invoke(app, ["train-all", "--lr", "nan", "--runs-dir", str(tmp_path)])
     assert r.exit_code == 2 and r.output == "error: --lr must be a positive finite number, got nan\n"
+    r = runner.invoke(app, ["train-all", "--jobs", "0", "--runs-dir", str(tmp_path)])
+    assert r.exit_code == 2 and r.output == "error: --jobs must be at least 1, got 0\n"
 
 
 def test_reproduce_passes_seed_batch_size_and_lr_to_the_library(tmp_path, monkeypatch):

@@ -29,6 +29,9 @@ def test_gpu_script_runs_end_to_end_on_a_cpu(tmp_path, synth_dir):
     # a second call with the same OUT (what a lease too short for the whole needs) resumes: the bench is
     # kept, finished runs are kept, and the tables are written again
     runs = out / "reproduce" / "runs"
+    # the runs trained side by side (--jobs), each into its own log
+    assert sorted(p.name for p in (runs / "logs").glob("*.log")) == sorted(
+        f"{m}-{d}-s0.log" for m in ("conv_ae", "mean") for d in ("photo2sketch", "sketch2photo"))
     weights = {p: p.stat().st_mtime_ns for p in runs.glob("*/model.safetensors")}
     (out / "tables.md").unlink()
     r = subprocess.run(["bash", str(ROOT / "bench" / "gpu.sh"), str(synth_dir), str(out)], env=env,

@@ -36,6 +36,7 @@ import os
 import platform
 import re
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -209,6 +210,34 @@ def choose(model: str, batch: int, device: torch.device, make_step, batch_shape:
     if len(cands) == 1 and device.type != "cuda":
         return cands[0], {"source": "asked"}
     key = cache_key(model, batch, device, layout=layout, precision=precision)
+    with _timing_lock():
+        return _choose(key, cands, precision, make_step, batch_shape, device, quality_pairs, run_steps)
+
+
+@contextmanager
+def _timing_lock():
+    """One process at a time times candidates on this machine (a lock beside the cache file).
+    Runs started together (`--jobs`) would otherwise time each other's load, and the second run
+    of a model waits for the first one's choice and then finds it in the cache. No lock where the
+    cache folder cannot be written or the system has no flock: then runs time independently."""
+    try:
+        import fcntl
+        path = cache_file().with_suffix(".lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = path.open("a")
+    except (ImportError, OSError):
+        yield
+        return
+    with f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _choose(key: str, cands: list[Candidate], precision: str, make_step, batch_shape: tuple[int, ...],
+            device: torch.device, quality_pairs, run_steps: int | None) -> tuple[Candidate, dict]:
     if hit := _cached(key, cands):
         choice, info = hit
         entry = {k: v for k, v in info.items() if k not in ("source", "key")}

@@ -42,6 +42,12 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _jobs(jobs: int) -> int:
+    if jobs < 1:
+        _fail(f"--jobs must be at least 1, got {jobs}")
+    return jobs
+
+
 @data_app.command("check")
 def data_check(
     path: Path = typer.Argument(..., help="dataset folder (photos/ + sketches/, or A/ + B/) or CSV manifest"),
@@ -137,16 +143,16 @@ def train_cmd(*, opts: dict):
 
 
 @app.command("train-all")
-@options(*RUN_OPTIONS, "models", "overwrite")
+@options(*RUN_OPTIONS, "models", "jobs", "overwrite")
 def train_all_cmd(*, opts: dict):
     """Train every registered model (or --models) in both directions.
 
     Runs already in --runs-dir must match these options (checked before anything trains): finished
     ones are kept, interrupted ones resumed, a longer --epochs-scale extends them."""
     from facesketch.pipeline import train_all
-    names, overwrite = _model_names(opts.pop("models")), opts.pop("overwrite")
+    names, overwrite, jobs = _model_names(opts.pop("models")), opts.pop("overwrite"), _jobs(opts.pop("jobs"))
     cfgs = [_run_config(model=m, direction=d, **opts) for m in names for d in DIRECTIONS]
-    for run in train_all(cfgs, overwrite=overwrite):
+    for run in train_all(cfgs, overwrite=overwrite, jobs=jobs):
         typer.echo(f"done: {run}")
 
 
@@ -250,7 +256,7 @@ def demo_cmd(out: Out = Path("facesketch-demo"), *, opts: dict):
 
 @app.command("reproduce")
 @options("protocol", "seed", "epochs_scale", "batch_size", "lr", "device", "precision", "views", "recalibrate_bn",
-         "models", "overwrite")
+         "models", "jobs", "overwrite")
 def reproduce_cmd(data: Annotated[Path, typer.Option("--data", help="CUFS folder (photos/ + sketches/)")],
                   out: Out = Path("facesketch-reproduce"), *, opts: dict):
     """The report's experiment: its protocol and schedules, both directions, its Tables I/II beside ours.
@@ -259,6 +265,7 @@ def reproduce_cmd(data: Annotated[Path, typer.Option("--data", help="CUFS folder
     from facesketch.pipeline import reproduce
     _existing(data)
     opts["models"] = tuple(_model_names(opts["models"]))
+    _jobs(opts["jobs"])
     typer.echo(f"\nreport: {reproduce(data, out, **opts).resolve()}")
 
 

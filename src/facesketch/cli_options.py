@@ -78,6 +78,9 @@ OPTIONS: dict[str, inspect.Parameter] = {p.name: p for p in (
     _option("resume", bool, False, "continue the run in its folder from its last checkpoint (written after every "
             "epoch unless that costs over 5% of the time; give the run's options "
             "again; a longer --epochs/--epochs-scale extends it)", "--resume"),
+    _option("jobs", int, 1, "runs to train at once, each in its own process: on a GPU they share it (small models "
+            "leave it idle between kernels), on a CPU each gets cores/jobs threads; each run's output goes to "
+            "RUNS/logs/<run>.log"),
     _option("overwrite", bool, False, "retrain runs that already exist (their old results go)", "--overwrite"),
 )}
 

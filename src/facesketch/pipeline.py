@@ -2,32 +2,116 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from facesketch import FacesketchError
 from facesketch.config import RunConfig
 from facesketch.direction import DIRECTIONS
 from facesketch.registry import list_models, model_spec
 
 
-def train_all(cfgs: list[RunConfig], *, overwrite: bool = False, progress: bool = True) -> list[Path]:
-    """Train each config in turn. Unless overwrite, a run folder that already holds a run must
-    agree with its config (checked for every run before any trains, see runsetup.resume_plan):
-    a finished run is kept, an interrupted one resumed, one with a longer schedule extended."""
+def train_all(cfgs: list[RunConfig], *, overwrite: bool = False, progress: bool = True, jobs: int = 1) -> list[Path]:
+    """Train each config; with jobs > 1, up to `jobs` at once, each in its own process. Unless
+    overwrite, a run folder that already holds a run must agree with its config (checked for
+    every run before any trains, see runsetup.resume_plan): a finished run is kept, an
+    interrupted one resumed, one with a longer schedule extended."""
     from facesketch.checkpoint import MODEL_FILE, STATE_FILE
     from facesketch.runsetup import resume_plan
     from facesketch.train import train
+    if jobs < 1:
+        raise FacesketchError(f"--jobs must be at least 1, got {jobs}")
     plans = {} if overwrite else {cfg.run_dir: resume_plan(cfg) for cfg in cfgs
                                   if (cfg.run_dir / STATE_FILE).exists() or (cfg.run_dir / MODEL_FILE).exists()}
-    runs = []
+    todo = []
     for i, cfg in enumerate(cfgs, 1):
-        if progress:
-            print(f"[{i}/{len(cfgs)}] {cfg.run_name}", flush=True)
         plan = plans.get(cfg.run_dir)
         if plan is not None and not plan[1]:  # finished, with this very config
-            runs.append(cfg.run_dir)
+            if progress:
+                print(f"[{i}/{len(cfgs)}] {cfg.run_name}: finished before, kept", flush=True)
             continue
-        runs.append(train(cfg, resume=plan is not None, overwrite=overwrite, progress=progress).run_dir)
-    return runs
+        todo.append((i, cfg, plan is not None))
+    if jobs > 1 and len(todo) > 1:
+        _train_at_once(todo, len(cfgs), jobs=jobs, overwrite=overwrite, progress=progress)
+    else:
+        for i, cfg, resume in todo:
+            if progress:
+                print(f"[{i}/{len(cfgs)}] {cfg.run_name}", flush=True)
+            train(cfg, resume=resume, overwrite=overwrite, progress=progress)
+    return [cfg.run_dir for cfg in cfgs]
+
+
+STATUS_EVERY_S = 60
+
+
+def _train_at_once(todo: list[tuple[int, RunConfig, bool]], total: int, *, jobs: int, overwrite: bool,
+                   progress: bool) -> None:
+    """Up to `jobs` trainings at once, one process each (spawned: a fresh interpreter, safe with
+    CUDA). On a GPU they share it: small models leave it idle between kernels, which the other
+    runs fill. On a CPU each process gets cores/jobs threads. A run's output goes to
+    RUNS/logs/<run>.log; its epochs, as always, to its history.csv. A failed run does not stop
+    the others: the failures are reported together once every run has ended."""
+    import concurrent.futures as cf
+    import multiprocessing
+    if os.environ.get("WORLD_SIZE", "1") != "1":
+        raise FacesketchError("--jobs runs trainings side by side in one process tree; under torchrun (DDP) "
+                              "give --jobs 1")
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    failures = []
+    with cf.ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=multiprocessing.get_context("spawn"),
+                                initializer=_job_init, initargs=(threads,)) as pool:
+        futures = {}
+        for i, cfg, resume in todo:
+            log = Path(cfg.runs_dir) / "logs" / f"{cfg.run_name}.log"
+            futures[pool.submit(_train_job, cfg, resume, overwrite, log)] = (i, cfg, log)
+        if progress:
+            print(f"training {len(todo)} runs, {min(jobs, len(todo))} at once ({threads} CPU threads each); "
+                  f"logs in {Path(todo[0][1].runs_dir) / 'logs'}", flush=True)
+        pending = set(futures)
+        while pending:
+            done, pending = cf.wait(pending, timeout=STATUS_EVERY_S, return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                i, cfg, log = futures[fut]
+                try:
+                    seconds = fut.result()
+                except Exception as e:  # noqa: BLE001  (any failure of one run is reported, the others go on)
+                    failures.append(f"{cfg.run_name}: {e} (log: {log})")
+                    if progress:
+                        print(f"[{i}/{total}] {cfg.run_name}: failed: {e}", flush=True)
+                    continue
+                if progress:
+                    print(f"[{i}/{total}] {cfg.run_name}: done in {seconds:.0f} s", flush=True)
+            if progress and pending and not done:
+                print("running: " + ", ".join(_epochs_so_far(futures[f][1]) for f in pending), flush=True)
+    if failures:
+        raise FacesketchError(f"{len(failures)} of {len(todo)} runs failed: " + "; ".join(failures))
+
+
+def _job_init(threads: int) -> None:
+    import torch
+    torch.set_num_threads(threads)
+
+
+def _train_job(cfg: RunConfig, resume: bool, overwrite: bool, log: Path) -> float:
+    """One run in a worker process, its output into `log`; returns its wall time in seconds."""
+    import contextlib
+    import time
+    from facesketch.train import train
+    log.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with log.open("a") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+        print(f"== {time.strftime('%Y-%m-%d %H:%M:%S')} {cfg.run_name}", flush=True)
+        train(cfg, resume=resume, overwrite=overwrite, progress=False)
+    return time.perf_counter() - start
+
+
+def _epochs_so_far(cfg: RunConfig) -> str:
+    """'conv_ae-photo2sketch-s0 epoch 12', from the run's history.csv (written every epoch)."""
+    try:
+        rows = (cfg.run_dir / "history.csv").read_text().strip().splitlines()
+    except OSError:
+        rows = []
+    return f"{cfg.run_name} epoch {max(0, len(rows) - 1)}"
 
 
 # From the registry, in its order; module names (read at call time) so tests can cut them down.
@@ -72,7 +156,7 @@ def demo(out: Path, *, data: Path | None = None, device: str = "auto", seed: int
 def reproduce(data: Path, out: Path, *, epochs_scale: float = 1.0, protocol: str | None = None, device: str = "auto",
               precision: str = "auto", seed: int = 0, batch_size: int = RunConfig.batch_size,
               lr: float | None = None, views: str = "all", models: tuple[str, ...] | None = None,
-              recalibrate_bn: bool = False, overwrite: bool = False, progress: bool = True) -> Path:
+              recalibrate_bn: bool = False, overwrite: bool = False, progress: bool = True, jobs: int = 1) -> Path:
     """The report's experiment: its protocol and schedules (scaled), both directions, its tables beside ours.
     protocol None: paper (on real data, as for `train`); models None: every registered model and
     baseline; lr None: each model's own."""
@@ -80,6 +164,6 @@ def reproduce(data: Path, out: Path, *, epochs_scale: float = 1.0, protocol: str
                       batch_size=batch_size, lr=lr, device=device, precision=precision, runs_dir=str(out / "runs"),
                       views=views, recalibrate_bn=recalibrate_bn)
             for d in DIRECTIONS for m in (LEARNED + BASELINES if models is None else models)]
-    runs = train_all(cfgs, overwrite=overwrite, progress=progress)
+    runs = train_all(cfgs, overwrite=overwrite, progress=progress, jobs=jobs)
     return evaluate_and_report(runs, out / "report", title=f"facesketch reproduction ({cfgs[0].protocol} protocol, "
                                f"epochs x{epochs_scale})", device=device, progress=progress)

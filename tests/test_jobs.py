@@ -1,0 +1,97 @@
+"""--jobs: several runs trained at once, each in its own process (facesketch.pipeline.train_all),
+and the autotune lock that keeps their timings apart."""
+
+from __future__ import annotations
+
+import csv
+import threading
+
+import pytest
+import torch
+
+from facesketch import FacesketchError, autotune
+from facesketch.config import RunConfig
+from facesketch.pipeline import train_all
+
+
+def _cfg(tmp_path, data, model, **kw) -> RunConfig:
+    return RunConfig(model=model, direction="photo2sketch", data=str(data), protocol="random", seed=1, epochs=2,
+                     batch_size=4, views="identity", layout="nchw", precision="fp32",
+                     runs_dir=str(tmp_path / "runs"), **kw)
+
+
+def _losses(run) -> list[float]:
+    with (run / "history.csv").open() as f:
+        return [float(r["train_loss"]) for r in csv.DictReader(f)]
+
+
+def test_jobs_train_the_same_runs_as_one_at_a_time(tmp_path, synth_dir, capsys):
+    """Two runs side by side in worker processes end as the same runs trained in this process:
+    the baseline's fitted image bit for bit, the network's losses to float noise (the workers
+    have fewer threads, which may change the order of sums)."""
+    from safetensors.torch import load_file
+    together = train_all([_cfg(tmp_path / "a", synth_dir, "conv_ae"), _cfg(tmp_path / "a", synth_dir, "mean")],
+                         jobs=2)
+    out = capsys.readouterr().out
+    assert "2 at once" in out and "conv_ae-photo2sketch-s1: done in" in out and "mean-photo2sketch-s1: done in" in out
+    apart = train_all([_cfg(tmp_path / "b", synth_dir, "conv_ae"), _cfg(tmp_path / "b", synth_dir, "mean")],
+                      progress=False)
+    for a, b in zip(together, apart, strict=True):
+        assert a.name == b.name and (a / "model.safetensors").is_file()
+        log = a.parent / "logs" / f"{a.name}.log"
+        assert log.read_text().startswith("== ")       # the worker's output went to its log
+    mean_a, mean_b = load_file(together[1] / "model.safetensors"), load_file(apart[1] / "model.safetensors")
+    assert mean_a.keys() == mean_b.keys() and all(torch.equal(mean_a[k], mean_b[k]) for k in mean_a)
+    assert len(_losses(together[0])) == 2
+    assert _losses(together[0]) == pytest.approx(_losses(apart[0]), rel=1e-3)
+    # called again, both are finished: kept, nothing trains
+    assert train_all([_cfg(tmp_path / "a", synth_dir, "conv_ae"), _cfg(tmp_path / "a", synth_dir, "mean")],
+                     jobs=2) == together
+    assert capsys.readouterr().out.count("finished before, kept") == 2
+
+
+def test_a_failed_run_does_not_stop_the_others(tmp_path, synth_dir):
+    good, bad = _cfg(tmp_path, synth_dir, "mean"), _cfg(tmp_path, tmp_path / "no-such-data", "grey")
+    with pytest.raises(FacesketchError) as e:
+        train_all([bad, good], jobs=2, progress=False)
+    msg = str(e.value)
+    assert msg.startswith("1 of 2 runs failed: grey-photo2sketch-s1: ") and "no-such-data" in msg
+    assert f"(log: {tmp_path / 'runs' / 'logs' / 'grey-photo2sketch-s1.log'})" in msg
+    assert (good.run_dir / "model.safetensors").is_file()
+
+
+def test_jobs_must_be_at_least_one(tmp_path, synth_dir):
+    with pytest.raises(FacesketchError, match="--jobs must be at least 1, got 0"):
+        train_all([_cfg(tmp_path, synth_dir, "mean")], jobs=0)
+
+
+def test_a_second_timing_waits_for_the_first_and_takes_its_choice(monkeypatch, tmp_path):
+    """Runs started together time their candidates one at a time (a lock beside the cache): the
+    second run of a model waits while the first times, then finds the first's choice cached."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    inside, release = threading.Event(), threading.Event()
+    timed = []
+
+    def fake_time(make_step, shape, device, cands):
+        timed.append(threading.current_thread().name)
+        inside.set()
+        assert release.wait(10)
+        return {c: 0.1 * (i + 1) for i, c in enumerate(cands)}
+    monkeypatch.setattr(autotune, "native_bf16", lambda device: False)
+    monkeypatch.setattr(autotune, "time_candidates", fake_time)
+    results = {}
+
+    def choose(name):
+        results[name] = autotune.choose("conv_ae", 16, torch.device("cpu"), None, (16, 3, 256, 256))
+    first = threading.Thread(target=choose, args=("first",), name="first")
+    first.start()
+    assert inside.wait(10)
+    second = threading.Thread(target=choose, args=("second",), name="second")
+    second.start()
+    second.join(0.5)
+    assert second.is_alive() and "second" not in results     # held back while the first times
+    release.set()
+    first.join(10), second.join(10)
+    assert timed == ["first"]
+    assert results["first"][1]["source"] == "measured" and results["second"][1]["source"] == "cache"
+    assert results["first"][0] == results["second"][0] == ("nchw", "fp32")
