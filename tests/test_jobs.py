@@ -4,7 +4,12 @@ and the autotune lock that keeps their timings apart."""
 from __future__ import annotations
 
 import csv
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 import torch
@@ -95,3 +100,43 @@ def test_a_second_timing_waits_for_the_first_and_takes_its_choice(monkeypatch, t
     assert timed == ["first"]
     assert results["first"][1]["source"] == "measured" and results["second"][1]["source"] == "cache"
     assert results["first"][0] == results["second"][0] == ("nchw", "fp32")
+
+
+def test_timing_goes_on_without_a_lock_where_the_file_system_has_none(monkeypatch, tmp_path):
+    import fcntl
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+
+    def no_locks(f, op):
+        raise OSError(37, "No locks available")
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    monkeypatch.setattr(autotune, "native_bf16", lambda device: False)
+    monkeypatch.setattr(autotune, "time_candidates", lambda make_step, shape, device, cands: {
+        c: 0.1 * (i + 1) for i, c in enumerate(cands)})
+    choice, info = autotune.choose("conv_ae", 16, torch.device("cpu"), None, (16, 3, 256, 256))
+    assert choice == ("nchw", "fp32") and info["source"] == "measured"
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_run_and_keeps_their_checkpoints(tmp_path, synth_dir):
+    """Ctrl-C on `train-all --jobs 2` ends the command (exit 130, 'interrupted') and its workers,
+    and each run keeps a checkpoint to resume from, with no half-written file."""
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "facesketch", "train-all", "--models", "conv_ae", "--data", str(synth_dir),
+           "--protocol", "random", "--epochs-scale", "5", "--batch-size", "4", "--views", "identity",
+           "--layout", "nchw", "--precision", "fp32", "--runs-dir", str(runs), "--jobs", "2"]
+    # as from a terminal: SIGINT handled (a process started in the background may inherit it ignored)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    histories = [runs / f"conv_ae-{d}-s0" / "history.csv" for d in ("photo2sketch", "sketch2photo")]
+    deadline = time.monotonic() + 240
+    while not all(h.is_file() and len(h.read_text().splitlines()) > 2 for h in histories):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out + err
+    assert err.strip().endswith("interrupted")
+    for h in histories:
+        assert (h.parent / "checkpoint.safetensors").is_file()
+        assert not list(h.parent.glob("*.tmp"))
+        assert (runs / "logs" / f"{h.parent.name}.log").read_text().strip().endswith("interrupted")

@@ -203,10 +203,12 @@ def test_upconvt_is_upsampling_then_the_transposed_conv(k, scale):
     assert torch.allclose(up(x), ref(nn.functional.interpolate(x, scale_factor=scale)), atol=1e-5)
 
 
-def test_upconvt_refuses_a_kernel_wider_than_its_window():
+def test_upconvt_refuses_a_kernel_wider_than_its_window_or_even():
     from facesketch.models.hybrid_ae import UpConvT
     with pytest.raises(ValueError, match="3x3 low-res window"):
         UpConvT(2, 2, 7, 2)
+    with pytest.raises(ValueError, match="odd kernel, got 4"):
+        UpConvT(2, 2, 4, 2)
 
 
 def test_pencil_sketch_of_a_real_photo_against_an_independent_computation():

@@ -216,24 +216,36 @@ def choose(model: str, batch: int, device: torch.device, make_step, batch_shape:
 
 @contextmanager
 def _timing_lock():
-    """One process at a time times candidates on this machine (a lock beside the cache file).
-    Runs started together (`--jobs`) would otherwise time each other's load, and the second run
-    of a model waits for the first one's choice and then finds it in the cache. No lock where the
-    cache folder cannot be written or the system has no flock: then runs time independently."""
+    """One process at a time times candidates for one cache (a lock beside the cache file). Runs
+    started together (`--jobs`) would otherwise time each other's load, and the second run of a
+    model waits for the first one's choice, then finds it in the cache. Where the cache folder
+    cannot be written, or the system or file system has no flock, there is no lock: runs then
+    time independently, as they would have anyway."""
+    held = None
     try:
         import fcntl
         path = cache_file().with_suffix(".lock")
         path.parent.mkdir(parents=True, exist_ok=True)
         f = path.open("a")
     except (ImportError, OSError):
-        yield
-        return
-    with f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        f = None
+    if f is not None:
         try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print("autotune: waiting for another facesketch process to finish timing "
+                      f"({path})", flush=True)
+                fcntl.flock(f, fcntl.LOCK_EX)
+            held = f
+        except OSError:   # no locks on this file system
+            f.close()
+    try:
+        yield
+    finally:
+        if held is not None:
+            fcntl.flock(held, fcntl.LOCK_UN)
+            held.close()
 
 
 def _choose(key: str, cands: list[Candidate], precision: str, make_step, batch_shape: tuple[int, ...],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -42,24 +43,31 @@ def train_all(cfgs: list[RunConfig], *, overwrite: bool = False, progress: bool 
 
 
 STATUS_EVERY_S = 60
+STOP_WAIT_S = 60      # how long Ctrl-C waits for a run to stop cleanly before killing its process
 
 
 def _train_at_once(todo: list[tuple[int, RunConfig, bool]], total: int, *, jobs: int, overwrite: bool,
                    progress: bool) -> None:
-    """Up to `jobs` trainings at once, one process each (spawned: a fresh interpreter, safe with
-    CUDA). On a GPU they share it: small models leave it idle between kernels, which the other
-    runs fill. On a CPU each process gets cores/jobs threads. A run's output goes to
-    RUNS/logs/<run>.log; its epochs, as always, to its history.csv. A failed run does not stop
-    the others: the failures are reported together once every run has ended."""
+    """Up to `jobs` trainings at once, each in a fresh spawned process (safe with CUDA; nothing of
+    one run carries into the next). On a GPU they share it: small models leave it idle between
+    kernels, which the other runs fill. Each process gets 1/jobs of this process's torch threads.
+    A run's output goes to RUNS/logs/<run>.log; its epochs, as always, to its history.csv. A run
+    that fails with an error does not stop the others: the failures are reported together once
+    every run has ended. Ctrl-C stops every run (each keeps its last checkpoint)."""
     import concurrent.futures as cf
     import multiprocessing
+    import signal
     if os.environ.get("WORLD_SIZE", "1") != "1":
         raise FacesketchError("--jobs runs trainings side by side in one process tree; under torchrun (DDP) "
                               "give --jobs 1")
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    if len({cfg.run_dir for _, cfg, _ in todo}) < len(todo):
+        raise FacesketchError("two of the runs to train share a run folder; give each its own --name")
+    import torch
+    threads = max(1, torch.get_num_threads() // jobs)
     failures = []
-    with cf.ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=multiprocessing.get_context("spawn"),
-                                initializer=_job_init, initargs=(threads,)) as pool:
+    pool = cf.ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=_job_init, initargs=(threads,), max_tasks_per_child=1)
+    try:
         futures = {}
         for i, cfg, resume in todo:
             log = Path(cfg.runs_dir) / "logs" / f"{cfg.run_name}.log"
@@ -74,34 +82,79 @@ def _train_at_once(todo: list[tuple[int, RunConfig, bool]], total: int, *, jobs:
                 i, cfg, log = futures[fut]
                 try:
                     seconds = fut.result()
+                except cf.process.BrokenProcessPool:
+                    why = ("a worker process ended abruptly (killed, out of memory or crashed), and the runs in "
+                           "progress stopped with it; the same command resumes them from their checkpoints")
                 except Exception as e:  # noqa: BLE001  (any failure of one run is reported, the others go on)
-                    failures.append(f"{cfg.run_name}: {e} (log: {log})")
+                    why = str(e) if isinstance(e, FacesketchError) else f"{type(e).__name__}: {e}"
+                else:
                     if progress:
-                        print(f"[{i}/{total}] {cfg.run_name}: failed: {e}", flush=True)
+                        print(f"[{i}/{total}] {cfg.run_name}: done in {seconds:.0f} s", flush=True)
                     continue
+                failures.append(f"{cfg.run_name}: {why} (log: {log})")
                 if progress:
-                    print(f"[{i}/{total}] {cfg.run_name}: done in {seconds:.0f} s", flush=True)
-            if progress and pending and not done:
-                print("running: " + ", ".join(_epochs_so_far(futures[f][1]) for f in pending), flush=True)
+                    print(f"[{i}/{total}] {cfg.run_name}: failed: {why}", flush=True)
+            running = [futures[f][1] for f in pending if f.running()]
+            if progress and running and not done:
+                print("running: " + ", ".join(_epochs_so_far(cfg) for cfg in running), flush=True)
+    except KeyboardInterrupt:
+        # the workers ignore Ctrl-C (a stray one would kill an idle worker mid-queue): each is told
+        # once, by SIGTERM, which stops its training as an interrupt does (see _job_init)
+        procs = list((getattr(pool, "_processes", None) or {}).values())   # shutdown() forgets them
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            with contextlib.suppress(OSError):
+                os.kill(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            proc.join(STOP_WAIT_S)
+            if proc.is_alive():   # stuck: better lose its last epoch than hang here
+                proc.kill()
+        raise
+    pool.shutdown(wait=True)
     if failures:
         raise FacesketchError(f"{len(failures)} of {len(todo)} runs failed: " + "; ".join(failures))
 
 
+_TRAINING = False
+
+
 def _job_init(threads: int) -> None:
+    """A worker: its share of the threads; Ctrl-C is the parent's to handle, and the parent's
+    SIGTERM interrupts a training (a clean stop: the last checkpoint stays) or ends an idle worker."""
+    import signal
     import torch
     torch.set_num_threads(threads)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def stop(signum, frame):
+        if _TRAINING:
+            raise KeyboardInterrupt
+        os._exit(130)
+    signal.signal(signal.SIGTERM, stop)
 
 
 def _train_job(cfg: RunConfig, resume: bool, overwrite: bool, log: Path) -> float:
-    """One run in a worker process, its output into `log`; returns its wall time in seconds."""
-    import contextlib
+    """One run in a worker process, its output (and, if it fails, its traceback) into `log`;
+    returns its wall time in seconds."""
     import time
+    import traceback
     from facesketch.train import train
+    global _TRAINING
     log.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with log.open("a") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
         print(f"== {time.strftime('%Y-%m-%d %H:%M:%S')} {cfg.run_name}", flush=True)
-        train(cfg, resume=resume, overwrite=overwrite, progress=False)
+        _TRAINING = True
+        try:
+            train(cfg, resume=resume, overwrite=overwrite, progress=False)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+            raise
+        except BaseException:
+            traceback.print_exc(file=f)
+            raise
+        finally:
+            _TRAINING = False
     return time.perf_counter() - start
 
 
