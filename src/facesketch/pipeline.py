@@ -73,7 +73,7 @@ def _train_at_once(todo: list[tuple[int, RunConfig, bool]], total: int, *, jobs:
             log = Path(cfg.runs_dir) / "logs" / f"{cfg.run_name}.log"
             futures[pool.submit(_train_job, cfg, resume, overwrite, log)] = (i, cfg, log)
         if progress:
-            print(f"training {len(todo)} runs, {min(jobs, len(todo))} at once ({threads} CPU threads each); "
+            print(f"training {len(todo)} runs, {min(jobs, len(todo))} at once ({threads} CPU thread{'s' if threads > 1 else ''} each); "
                   f"logs in {Path(todo[0][1].runs_dir) / 'logs'}", flush=True)
         pending = set(futures)
         while pending:
