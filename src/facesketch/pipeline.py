@@ -62,6 +62,9 @@ def _train_at_once(todo: list[tuple[int, RunConfig, bool]], total: int, *, jobs:
                               "give --jobs 1")
     if len({cfg.run_dir for _, cfg, _ in todo}) < len(todo):
         raise FacesketchError("two of the runs to train share a run folder; give each its own --name")
+    logs = {cfg.run_dir: Path(cfg.runs_dir) / "logs" / f"{cfg.run_name}.log" for _, cfg, _ in todo}
+    for folder in {log.parent for log in logs.values()}:
+        folder.mkdir(parents=True, exist_ok=True)   # here: a runs folder that cannot hold them stops in one line
     import torch
     threads = max(1, torch.get_num_threads() // jobs)
     failures = []
@@ -70,11 +73,12 @@ def _train_at_once(todo: list[tuple[int, RunConfig, bool]], total: int, *, jobs:
     try:
         futures = {}
         for i, cfg, resume in todo:
-            log = Path(cfg.runs_dir) / "logs" / f"{cfg.run_name}.log"
+            log = logs[cfg.run_dir]
             futures[pool.submit(_train_job, cfg, resume, overwrite, log)] = (i, cfg, log)
         if progress:
-            print(f"training {len(todo)} runs, {min(jobs, len(todo))} at once ({threads} CPU thread{'s' if threads > 1 else ''} each); "
-                  f"logs in {Path(todo[0][1].runs_dir) / 'logs'}", flush=True)
+            folders = ", ".join(sorted({str(log.parent) for log in logs.values()}))
+            print(f"training {len(todo)} runs, {min(jobs, len(todo))} at once "
+                  f"({threads} CPU thread{'s' if threads > 1 else ''} each); logs in {folders}", flush=True)
         pending = set(futures)
         while pending:
             done, pending = cf.wait(pending, timeout=STATUS_EVERY_S, return_when=cf.FIRST_COMPLETED)
@@ -140,7 +144,6 @@ def _train_job(cfg: RunConfig, resume: bool, overwrite: bool, log: Path) -> floa
     import traceback
     from facesketch.train import train
     global _TRAINING
-    log.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with log.open("a") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
         print(f"== {time.strftime('%Y-%m-%d %H:%M:%S')} {cfg.run_name}", flush=True)
