@@ -145,6 +145,86 @@ def test_conv_ae_head_as_one_conv_equals_the_two_transposed_convs():
         assert torch.allclose(a, b, atol=1e-6, rtol=1e-4)
 
 
+def _plain_conv_ae(fast: nn.Module) -> nn.Sequential:
+    """conv_ae as the spec lists its layers, from plain PyTorch layers (no in-place activation,
+    every conv an nn.Conv2d / nn.ConvTranspose2d, the head as two layers) holding `fast`'s
+    parameters and BatchNorm statistics."""
+    layers = []
+    for block in fast.blocks:
+        for mod in block:
+            if isinstance(mod, (nn.Conv2d, nn.ConvTranspose2d)):
+                kind = nn.ConvTranspose2d if isinstance(mod, nn.ConvTranspose2d) else nn.Conv2d
+                ref = kind(mod.in_channels, mod.out_channels, 4, stride=2, bias=False)
+                ref.load_state_dict(mod.state_dict())
+            elif isinstance(mod, nn.BatchNorm2d):
+                ref = nn.BatchNorm2d(mod.num_features, eps=mod.eps, momentum=mod.momentum)
+                ref.load_state_dict(mod.state_dict())
+            elif isinstance(mod, nn.LeakyReLU):
+                ref = nn.LeakyReLU(mod.negative_slope)
+            else:
+                ref = nn.Dropout(mod.p)
+            layers.append(ref)
+    for conv in fast.head:
+        ref = nn.ConvTranspose2d(conv.in_channels, conv.out_channels, 2)
+        ref.load_state_dict(conv.state_dict())
+        layers.append(ref)
+    return nn.Sequential(*layers)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_conv_ae_equals_its_plain_layers(layout):
+    """conv_ae computes its 2x2 bottleneck as matmuls, its head as one conv and its LeakyReLUs in
+    place; in training mode (dropout on, the same random stream) its output, BatchNorm statistics
+    and every parameter's gradient must be those of the spec's layers run as plain PyTorch layers."""
+    from facesketch.models.conv_ae import MatmulConv2d, MatmulConvTranspose2d
+    torch.manual_seed(0)
+    fast = create_model("conv_ae").train()
+    assert isinstance(fast.blocks[5][0], MatmulConv2d) and isinstance(fast.blocks[6][0], MatmulConvTranspose2d)
+    plain = _plain_conv_ae(fast).train()
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    fast, plain = fast.to(memory_format=fmt), plain.to(memory_format=fmt)
+    x = torch.rand(2, 3, 256, 256).contiguous(memory_format=fmt)
+    torch.manual_seed(1)
+    out_fast = fast(x)
+    torch.manual_seed(1)
+    out_plain = plain(x)
+    assert out_plain.abs().max() > 0.1
+    assert torch.allclose(out_fast, out_plain, atol=1e-4, rtol=1e-4)
+    bns = [(a, b) for a, b in zip([m for m in fast.modules() if isinstance(m, nn.BatchNorm2d)],
+                                  [m for m in plain if isinstance(m, nn.BatchNorm2d)], strict=True)]
+    for a, b in bns:
+        assert torch.allclose(a.running_mean, b.running_mean, atol=1e-5)
+        assert torch.allclose(a.running_var, b.running_var, atol=1e-5, rtol=1e-4)
+    target = torch.rand_like(out_fast)
+    nn.functional.l1_loss(out_fast, target).backward()
+    nn.functional.l1_loss(out_plain, target).backward()
+    for (name, p), q in zip(fast.named_parameters(), plain.parameters(), strict=True):
+        assert torch.allclose(p.grad, q.grad, atol=1e-5, rtol=1e-3), name
+
+
+@pytest.mark.parametrize("cin, cout, size", [(6, 5, 2), (4, 3, 5)])
+def test_matmul_convs_equal_the_plain_convs(cin, cout, size):
+    """The bottleneck's matmul forms against nn.Conv2d / nn.ConvTranspose2d on the same weights:
+    outputs and gradients in fp32, and under bf16 autocast as close as the plain layer's bf16 result."""
+    from facesketch.models.conv_ae import MatmulConv2d, MatmulConvTranspose2d
+    torch.manual_seed(0)
+    for fast, kind, x in ((MatmulConv2d(cin, cout, 4, stride=2, bias=False), nn.Conv2d, torch.randn(3, cin, 2 * size + 2, 2 * size + 2)),
+                          (MatmulConvTranspose2d(cin, cout, 4, stride=2, bias=False), nn.ConvTranspose2d, torch.randn(3, cin, size, size))):
+        plain = kind(cin, cout, 4, stride=2, bias=False)
+        plain.load_state_dict(fast.state_dict())
+        xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+        a, b = fast(xa), plain(xb)
+        assert a.shape == b.shape and torch.allclose(a, b, atol=1e-5)
+        g = torch.randn_like(a)
+        a.backward(g), b.backward(g)
+        assert torch.allclose(xa.grad, xb.grad, atol=1e-5)
+        assert torch.allclose(fast.weight.grad, plain.weight.grad, atol=1e-5)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            a16, b16 = fast(x), plain(x)
+        assert a16.dtype == b16.dtype == torch.bfloat16
+        assert (a16.float() - b).abs().max() <= 2 * (b16.float() - b).abs().max() + 1e-3
+
+
 def _keras_order_decoder(fast: nn.Sequential) -> nn.Sequential:
     """hybrid_ae's decoder in the spec's layer order, (ConvT -> UpSampling 2x -> ReLU -> BN) x 5,
     UpSampling 2x, ConvT(3), ReLU, built from plain PyTorch layers holding `fast`'s parameters."""

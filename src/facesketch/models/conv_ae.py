@@ -3,6 +3,8 @@
 Encoder blocks: Conv2D 4x4 stride 2 valid, no bias, he_normal; BatchNorm on some; LeakyReLU(0.3).
 Decoder blocks: Conv2DTranspose 4x4 stride 2 valid, no bias, he_normal; Dropout(0.1) on some;
 LeakyReLU(0.3). Two 2x2 stride-1 transposed convs bring 254 -> 255 -> 256. Linear output.
+Exact reformulations make it cheaper to compute (`MatmulConv2d`, `MatmulConvTranspose2d`,
+`ConvAE.head_as_one`); parameters, state-dict keys, seeded weights and the function are unchanged.
 """
 
 from __future__ import annotations
@@ -18,16 +20,62 @@ DOWN = ((16, False), (32, True), (64, False), (128, True), (256, True), (512, Tr
 UP = ((512, True), (256, False), (128, True), (64, False), (32, False), (16, False))  # (filters, dropout)
 
 
-def down(cin: int, f: int, bn: bool) -> nn.Sequential:
-    conv = nn.Conv2d(cin, f, 4, stride=2, padding=0, bias=False)
-    he_normal_(conv)
-    return nn.Sequential(conv, *([batch_norm(f)] if bn else []), nn.LeakyReLU(LEAKY_SLOPE))
+
+def _layout(x: torch.Tensor) -> torch.memory_format:
+    cl = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    return torch.channels_last if cl else torch.contiguous_format
 
 
-def up(cin: int, f: int, dropout: bool) -> nn.Sequential:
-    conv = nn.ConvTranspose2d(cin, f, 4, stride=2, padding=0, bias=False)
+class MatmulConv2d(nn.Conv2d):
+    """nn.Conv2d (no padding, no dilation, no groups) computed on the CPU as im2col and one matmul.
+
+    For the encoder's last block (256 -> 512 channels, 6x6 -> 2x2): oneDNN ran that shape at
+    31-39% of the fp32 matmul ceiling, and the same multiply-adds as one matmul are 1.25x (AVX2)
+    to 1.7x (AVX-512) faster forward + backward (bench/layer_bench.py). Elsewhere (CUDA) it is
+    the plain convolution."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu":
+            return super().forward(x)
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        n, _, h, w = x.shape
+        cols = F.unfold(x, (kh, kw), stride=(sh, sw))                          # [n, cin*kh*kw, L]
+        out = self.weight.reshape(self.out_channels, -1) @ cols                # [n, cout, L]
+        out = out.view(n, self.out_channels, (h - kh) // sh + 1, (w - kw) // sw + 1)
+        return out.contiguous(memory_format=_layout(x))
+
+
+class MatmulConvTranspose2d(nn.ConvTranspose2d):
+    """nn.ConvTranspose2d (no padding) computed on the CPU as one matmul and col2im (F.fold).
+
+    For the decoder's first block (512 -> 512 channels, 2x2 -> 6x6): oneDNN's deconvolution ran
+    that shape at 17-18% of the fp32 matmul ceiling, and the same multiply-adds as one matmul are
+    2.5x (AVX2) to 2.9x (AVX-512) faster forward + backward (bench/layer_bench.py). The fold sums
+    up to four overlapping taps per pixel; under bf16 autocast it sums them in fp32 and rounds
+    once, as oneDNN does. Elsewhere (CUDA) it is the plain transposed convolution."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu":
+            return super().forward(x)
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        n, cin, h, w = x.shape
+        cols = x.permute(0, 2, 3, 1).reshape(n, h * w, cin) @ self.weight.reshape(cin, -1)  # [n, L, cout*kh*kw]
+        out = F.fold(cols.transpose(1, 2).float(), ((h - 1) * sh + kh, (w - 1) * sw + kw), (kh, kw), stride=(sh, sw))
+        # the input's layout, as the convolution gives it: dropout draws its mask in memory order
+        return out.to(cols.dtype).contiguous(memory_format=_layout(x))
+
+
+def down(cin: int, f: int, bn: bool, *, matmul: bool = False) -> nn.Sequential:
+    conv = (MatmulConv2d if matmul else nn.Conv2d)(cin, f, 4, stride=2, padding=0, bias=False)
     he_normal_(conv)
-    return nn.Sequential(conv, *([nn.Dropout(0.1)] if dropout else []), nn.LeakyReLU(LEAKY_SLOPE))
+    # in place: neither BatchNorm's nor the convolution's backward reads the tensor it overwrites
+    return nn.Sequential(conv, *([batch_norm(f)] if bn else []), nn.LeakyReLU(LEAKY_SLOPE, inplace=True))
+
+
+def up(cin: int, f: int, dropout: bool, *, matmul: bool = False) -> nn.Sequential:
+    conv = (MatmulConvTranspose2d if matmul else nn.ConvTranspose2d)(cin, f, 4, stride=2, padding=0, bias=False)
+    he_normal_(conv)
+    return nn.Sequential(conv, *([nn.Dropout(0.1)] if dropout else []), nn.LeakyReLU(LEAKY_SLOPE, inplace=True))
 
 
 @register_model("conv_ae", spec=ModelSpec(
@@ -41,12 +89,13 @@ class ConvAE(nn.Module):
 
     def __init__(self, *, channels: int = 3):
         super().__init__()
+        # the 2x2 bottleneck's two layers (the last down, the first up) run as matmuls on the CPU
         blocks, cin = [], channels
-        for f, bn in DOWN:
-            blocks.append(down(cin, f, bn))
+        for i, (f, bn) in enumerate(DOWN):
+            blocks.append(down(cin, f, bn, matmul=i == len(DOWN) - 1))
             cin = f
-        for f, dropout in UP:
-            blocks.append(up(cin, f, dropout))
+        for i, (f, dropout) in enumerate(UP):
+            blocks.append(up(cin, f, dropout, matmul=i == 0))
             cin = f
         self.blocks = nn.Sequential(*blocks)
         self.head = nn.Sequential(nn.ConvTranspose2d(16, 8, 2, stride=1), nn.ConvTranspose2d(8, channels, 2, stride=1))

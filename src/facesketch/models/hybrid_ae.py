@@ -25,7 +25,8 @@ DEC = ((16, 3), (32, 3), (64, 3), (128, 3), (256, 5))
 def enc(cin: int, f: int, k: int) -> nn.Sequential:
     conv = nn.Conv2d(cin, f, k, padding=k // 2)
     glorot_uniform_(conv)
-    return nn.Sequential(conv, nn.MaxPool2d(2), nn.LeakyReLU(LEAKY_SLOPE), batch_norm(f))
+    # in place: max-pool's backward reads its input and indices, never the pooled tensor
+    return nn.Sequential(conv, nn.MaxPool2d(2), nn.LeakyReLU(LEAKY_SLOPE, inplace=True), batch_norm(f))
 
 
 class UpConvT(nn.Module):
