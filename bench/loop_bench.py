@@ -98,12 +98,23 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0, help="time per bare-step measurement")
     ap.add_argument("--rounds", type=_positive_int, default=3,
                     help="loop and step measurements per candidate, alternating; the table has their medians")
-    ap.add_argument("--keras-python", help="a Python interpreter with TensorFlow: time the Keras builds too")
+    ap.add_argument("--keras-python", help="a Python interpreter with TensorFlow: time the Keras builds too, "
+                    "once before and once after each model's candidates (the table has their mean)")
+    ap.add_argument("--keras-seconds", type=float, default=None, help="time per Keras measurement (default: --seconds)")
+    ap.add_argument("--candidates", default="", help="only these layout:precision pairs, comma-separated "
+                    "(e.g. channels_last:fp32,nchw:fp32); default: all that auto chooses among")
     ap.add_argument("--no-fresh", action="store_true", help="skip the fresh-subprocess step (train_bench's way)")
     ap.add_argument("--no-readme", action="store_true", help="print only; leave bench/README.md alone")
     args = ap.parse_args()
     device = resolve_device(args.device)
-    rows = []
+    only = {tuple(c.split(":")) for c in args.candidates.split(",") if c}
+    rows, keras_runs = [], {}
+
+    def time_keras(name):
+        if args.keras_python:
+            for k in run_keras(args.keras_python, name, args.keras_seconds or args.seconds):
+                if k.get("jit_compile") == "auto" and "error" not in k:
+                    keras_runs.setdefault(name, []).append(k)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["XDG_CACHE_HOME"] = str(Path(tmp) / "cache")   # auto measures afresh
         for name in args.models.split(","):
@@ -111,7 +122,10 @@ def main() -> None:
                              batch_size=args.batch_size, device=args.device, runs_dir=str(Path(tmp) / "runs"))
             convolutional = any(isinstance(m, torch.nn.Conv2d) for m in create_model(name).modules())
             measured = {}
+            time_keras(name)     # before and after: the machine drifts during a model's candidates
             for layout, precision in autotune.candidates("auto", "auto", device, convolutional=convolutional):
+                if only and (layout, precision) not in only:
+                    continue
                 loops, steps = [], []
                 for r in range(args.rounds):
                     cfg = dataclasses.replace(base, layout=layout, precision=precision,
@@ -131,8 +145,9 @@ def main() -> None:
             auto, saved = loop_run(dataclasses.replace(base, name=f"{name}-auto"))
             rows.append((name, measured, auto, (saved.layout_chosen, saved.precision_chosen)))
             print(name, "auto", auto, rows[-1][3], flush=True)
-    keras = {k["model"]: k for k in (run_keras(args.keras_python, ",".join(r[0] for r in rows), args.seconds)
-                                     if args.keras_python else []) if k.get("jit_compile") == "auto" and "error" not in k}
+            time_keras(name)
+    keras = {name: {**ks[0], "images_per_s": statistics.mean(k["images_per_s"] for k in ks),
+                    "each": [k["images_per_s"] for k in ks]} for name, ks in keras_runs.items()}
     what = (torch.cuda.get_device_name(device) if device.type == "cuda"
             else f"{platform.machine()} ({cpu_flags()}), {torch.get_num_threads()} threads")
     versions = next((f"; Keras: TensorFlow {k['tensorflow']}, Keras {k['keras']}, jit_compile auto, the same "
@@ -155,7 +170,9 @@ def main() -> None:
         lines.append(f"| {name} | auto -> {chosen[0]} | {chosen[1]} | **{auto:.1f}** | | | | | "
                      + (f"**{vs}** |" if vs else " |"))
         if name in keras:
-            lines.append(f"| {name} | Keras | fp32 | {keras[name]['images_per_s']:.1f} | | | | | 1.00x |")
+            each = " and ".join(f"{x:.1f}" for x in keras[name]["each"])
+            lines.append(f"| {name} | Keras (mean of {each}, before and after) | fp32 | "
+                         f"{keras[name]['images_per_s']:.1f} | | | | | 1.00x |")
 
     ratios = [m[0] / m[1] for _, ms, _, _ in rows for m in ms.values()]
     lines += ["", f"Loop and step agree within 10% (median over the rounds) in "
