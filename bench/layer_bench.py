@@ -24,7 +24,7 @@ from train_bench import cpu_flags
 import torch
 import torch.nn.functional as F
 
-from facesketch.models.conv_ae import ConvAE
+from facesketch.models.conv_ae import ConvAE, MatmulConv2d, MatmulConvTranspose2d
 from facesketch.models.hybrid_ae import UpConvT
 
 PHASE_IDX = torch.tensor([[2, 0], [3, 1]])  # 4x4 stride-2 transposed conv: kernel row for (output parity, tap)
@@ -39,11 +39,8 @@ def convT_phases(x, w):
 
 
 def convT_gemm(x, w):
-    """conv_transpose2d(x, w, stride=2) as one matmul and col2im (F.fold)."""
-    n, ci, h, wd = x.shape
-    co = w.shape[1]
-    cols = x.permute(0, 2, 3, 1).reshape(n, h * wd, ci) @ w.reshape(ci, co * 16)
-    return F.fold(cols.transpose(1, 2), (2 * h + 2, 2 * wd + 2), 4, stride=2)
+    """conv_transpose2d(x, w, stride=2) as one matmul and col2im (F.fold): conv_ae's MatmulConvTranspose2d."""
+    return MatmulConvTranspose2d.forward(NS(weight=w, kernel_size=(4, 4), stride=(2, 2)), x)
 
 
 def conv_s2d(x, w):
@@ -55,11 +52,8 @@ def conv_s2d(x, w):
 
 
 def conv_gemm(x, w):
-    """conv2d(x, w, stride=2) with a 4x4 kernel as im2col (F.unfold) and one matmul."""
-    n, ci, h, _ = x.shape
-    co = w.shape[0]
-    ho = (h - 4) // 2 + 1
-    return (w.reshape(co, ci * 16) @ F.unfold(x, 4, stride=2)).view(n, co, ho, ho)
+    """conv2d(x, w, stride=2) with a 4x4 kernel as im2col (F.unfold) and one matmul: conv_ae's MatmulConv2d."""
+    return MatmulConv2d.forward(NS(weight=w, kernel_size=(4, 4), stride=(2, 2), out_channels=w.shape[0]), x)
 
 
 def pool_phases(x, w, b):
@@ -106,21 +100,25 @@ def cases(bs: int):
         def mk_up(fmt, ci=ci, co=co, h=h):
             x = torch.randn(bs, ci, h, h).contiguous(memory_format=fmt).requires_grad_()
             return x, (torch.randn(ci, co, 4, 4) * 0.05).contiguous(memory_format=fmt).requires_grad_()
+        gemm = h == 2   # the bottleneck: conv_ae runs this layer as MatmulConvTranspose2d
         yield (f"conv_ae up {ci}->{co} @{h}px", bs * h * h * ci * co * 16, [
-            ("PyTorch, channels_last (default)", lambda x, w: F.conv_transpose2d(x, w, stride=2), partial(mk_up, cl)),
+            (f"PyTorch, channels_last ({'before' if gemm else 'default'})",
+             lambda x, w: F.conv_transpose2d(x, w, stride=2), partial(mk_up, cl)),
             ("PyTorch, NCHW", lambda x, w: F.conv_transpose2d(x, w, stride=2), partial(mk_up, torch.contiguous_format)),
             ("4 phase convs + pixel shuffle", convT_phases, partial(mk_up, cl)),
-            ("matmul + col2im", convT_gemm, partial(mk_up, torch.contiguous_format))])
+            ("matmul + col2im" + (" (default)" if gemm else ""), convT_gemm, partial(mk_up, cl))])
     for ci, co, h in ((3, 16, 256), (16, 32, 127), (32, 64, 62), (64, 128, 30), (128, 256, 14), (256, 512, 6)):
         ho = (h - 4) // 2 + 1
         def mk_down(fmt, ci=ci, co=co, h=h):
             x = torch.randn(bs, ci, h, h).contiguous(memory_format=fmt).requires_grad_(ci != 3)
             return x, (torch.randn(co, ci, 4, 4) * 0.05).contiguous(memory_format=fmt).requires_grad_()
+        gemm = ho == 2  # the bottleneck: conv_ae runs this layer as MatmulConv2d
         yield (f"conv_ae down {ci}->{co} @{h}px", bs * ho * ho * ci * co * 16, [
-            ("PyTorch, channels_last (default)", lambda x, w: F.conv2d(x, w, stride=2), partial(mk_down, cl)),
+            (f"PyTorch, channels_last ({'before' if gemm else 'default'})",
+             lambda x, w: F.conv2d(x, w, stride=2), partial(mk_down, cl)),
             ("PyTorch, NCHW", lambda x, w: F.conv2d(x, w, stride=2), partial(mk_down, torch.contiguous_format)),
             ("space-to-depth + 2x2 conv", conv_s2d, partial(mk_down, cl)),
-            ("im2col + matmul", conv_gemm, partial(mk_down, torch.contiguous_format))])
+            ("im2col + matmul" + (" (default)" if gemm else ""), conv_gemm, partial(mk_down, cl))])
 
     for ci, co, h in ((16, 8, 254), (8, 3, 255)):  # the head: two 2x2 stride-1 transposed convs with bias
         def mk_head(fmt, ci=ci, co=co, h=h):

@@ -38,9 +38,14 @@ class MatmulConv2d(nn.Conv2d):
         if x.device.type != "cpu":
             return super().forward(x)
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
-        n, _, h, w = x.shape
+        n, cin, h, w = x.shape
         cols = F.unfold(x, (kh, kw), stride=(sh, sw))                          # [n, cin*kh*kw, L]
-        out = self.weight.reshape(self.out_channels, -1) @ cols                # [n, cout, L]
+        weight = self.weight
+        if not weight.is_contiguous():  # channels_last: (cout, kh, kw, cin) in memory; reorder the
+            # small columns to match instead of copying the weight (and its gradient back)
+            cols = cols.view(n, cin, kh * kw, -1).transpose(1, 2).reshape(n, kh * kw * cin, -1)
+            weight = weight.permute(0, 2, 3, 1)
+        out = weight.reshape(self.out_channels, -1) @ cols                     # [n, cout, L]
         out = out.view(n, self.out_channels, (h - kh) // sh + 1, (w - kw) // sw + 1)
         return out.contiguous(memory_format=_layout(x))
 
@@ -59,8 +64,13 @@ class MatmulConvTranspose2d(nn.ConvTranspose2d):
             return super().forward(x)
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         n, cin, h, w = x.shape
-        cols = x.permute(0, 2, 3, 1).reshape(n, h * w, cin) @ self.weight.reshape(cin, -1)  # [n, L, cout*kh*kw]
-        out = F.fold(cols.transpose(1, 2).float(), ((h - 1) * sh + kh, (w - 1) * sw + kw), (kh, kw), stride=(sh, sw))
+        pixels = x.permute(0, 2, 3, 1).reshape(n, h * w, cin)
+        if self.weight.is_contiguous():                                        # [cin, cout, kh, kw]
+            cols = (pixels @ self.weight.reshape(cin, -1)).transpose(1, 2)      # [n, cout*kh*kw, L]
+        else:  # channels_last: (cin, kh, kw, cout) in memory; reorder the small columns, not the weight
+            cols = pixels @ self.weight.permute(0, 2, 3, 1).reshape(cin, -1)   # [n, L, kh*kw*cout]
+            cols = cols.view(n, h * w, kh * kw, -1).permute(0, 3, 2, 1).reshape(n, -1, h * w)
+        out = F.fold(cols.float(), ((h - 1) * sh + kh, (w - 1) * sw + kw), (kh, kw), stride=(sh, sw))
         # the input's layout, as the convolution gives it: dropout draws its mask in memory order
         return out.to(cols.dtype).contiguous(memory_format=_layout(x))
 
