@@ -10,9 +10,9 @@ native bf16 the bf16 run is emulated and slow, so the default schedule is short.
 
 from __future__ import annotations
 
-import os
+from facesketch.process import configure_process
 
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # as the facesketch command runs (src/facesketch/__main__.py)
+configure_process()  # the memory settings the facesketch command makes, before torch allocates
 
 import argparse
 import tempfile

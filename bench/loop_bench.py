@@ -34,7 +34,9 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # as the facesketch command runs, set before torch allocates
+from facesketch.process import configure_process
+
+configure_process()  # the memory settings the facesketch command makes, before torch allocates
 
 import torch  # noqa: E402
 

@@ -15,9 +15,9 @@ subprocess, one at a time. Writes the tables into bench/README.md.
 
 from __future__ import annotations
 
-import os
+from facesketch.process import configure_process
 
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # as the facesketch command runs (src/facesketch/__main__.py)
+configure_process()  # the memory settings the facesketch command makes, before torch allocates
 
 import argparse
 import json
