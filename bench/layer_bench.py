@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from facesketch.process import configure_process
 
-configure_process()  # the memory settings the facesketch command makes, before torch allocates
+configure_process()  # huge pages, as the facesketch command sets them, before torch allocates
 
 import argparse
 import time

@@ -34,9 +34,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from facesketch.process import configure_process
+from facesketch.process import configure_process, kept_heap
 
-configure_process()  # the memory settings the facesketch command makes, before torch allocates
+configure_process()  # huge pages, as the facesketch command sets them, before torch allocates
 
 import torch  # noqa: E402
 
@@ -65,6 +65,11 @@ def loop_run(cfg: RunConfig) -> tuple[float, RunConfig]:
 
 
 def step_images_per_s(cfg: RunConfig, device: torch.device, channels_last: bool, seconds: float) -> float:
+    with kept_heap():     # as facesketch.train runs its loop (src/facesketch/process.py)
+        return _step_images_per_s(cfg, device, channels_last, seconds)
+
+
+def _step_images_per_s(cfg: RunConfig, device: torch.device, channels_last: bool, seconds: float) -> float:
     spec = model_spec(cfg.model)
     place = Placement(device, DistInfo(), channels_last)
     model = place.module(create_model(cfg.model))

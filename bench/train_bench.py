@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from facesketch.process import configure_process
 
-configure_process()  # the memory settings the facesketch command makes, before torch allocates
+configure_process()  # huge pages, as the facesketch command sets them, before torch allocates
 
 import argparse
 import json
@@ -150,7 +150,9 @@ def main() -> None:
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(_child(json.loads(args.child))))
+        from facesketch.process import kept_heap
+        with kept_heap():     # as facesketch.train runs its loop (src/facesketch/process.py)
+            print(json.dumps(_child(json.loads(args.child))))
         return
     if args.keras_python:  # fail now, not after the PyTorch rows
         probe = subprocess.run([args.keras_python, "-c", "import keras, tensorflow"], capture_output=True, text=True) \

@@ -127,8 +127,6 @@ def _job_init(threads: int) -> None:
     SIGTERM interrupts a training (a clean stop: the last checkpoint stays) or ends an idle worker."""
     import signal
     import torch
-    from facesketch.process import keep_freed_memory
-    keep_freed_memory()        # the environment carried huge pages over; glibc's setting is per process
     torch.set_num_threads(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 

@@ -1,4 +1,4 @@
-"""The process-wide memory settings the `facesketch` command makes before any training.
+"""Memory settings for training: huge pages for PyTorch's allocator, glibc's heap kept while training.
 
 Training allocates and frees the same large tensors every step: dense_ae ~1.7 GB of weight
 gradients (and, in bf16, 850 MB of bf16 weight copies), hybrid_ae 0.5-1 GB of activations.
@@ -8,40 +8,67 @@ the kernel compacts memory for huge pages. Two settings take that cost off the s
 
 - transparent huge pages for PyTorch's CPU allocator (THP_MEM_ALLOC_ENABLE, read by PyTorch at
   its first CPU allocation, so set before anything allocates): 512x fewer page faults;
-- glibc's heap keeps what is freed (`mallopt`: large blocks from the heap instead of their own
-  mappings, and the heap never trimmed), so a step reuses the memory the step before freed and
-  faults nothing in. The process then holds its peak memory until it exits, as a GPU caching
-  allocator does. dense_ae's bf16 training loop ran 1.5x faster with it (bench/malloc_bench.py).
+- while a run trains (`kept_heap()`, around facesketch.train's training loop), glibc's heap
+  keeps what is freed (`mallopt`: large blocks from the heap instead of their own mappings, and
+  the heap never trimmed), so a step reuses the memory the step before freed and faults nothing
+  in. When the run ends the defaults come back and the free heap is handed back to the kernel
+  (`malloc_trim`): kept for good, a process that trains one model after another (a bench,
+  `demo`, `reproduce`) grew, a block of one size not fitting the holes of another, until the
+  kernel killed it (19 GB after a few dense_ae runs). A run holds its peak memory until it ends,
+  and that peak is higher: in bench/malloc_bench.py's run on the AVX-512 CPU the training loop ran
+  2.0x faster for dense_ae in bf16, 1.4x for fsnet in bf16, 1.1x for dense_ae and conv_ae in
+  fp32, at 10-50% more peak memory (dense_ae bf16: 11.4 instead of 7.6 GiB).
 
 A user's own THP_MEM_ALLOC_ENABLE wins; FACESKETCH_KEEP_FREED_MEMORY=0 leaves glibc's defaults.
-Library users who want either call `configure_process()` before importing torch.
+Library users who want huge pages call `configure_process()` before importing torch.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+from contextlib import contextmanager
 
 KEEP_FREED_ENV = "FACESKETCH_KEEP_FREED_MEMORY"
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4      # glibc <malloc.h>
+# glibc <malloc.h>, and its defaults (mallopt(3)) to go back to
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+_DEFAULT_TRIM_THRESHOLD, _DEFAULT_MMAP_MAX = 128 * 1024, 65536
 
 
 def configure_process() -> None:
-    """Both settings: huge pages for PyTorch's allocator, and glibc's heap kept (see the module)."""
+    """Huge pages for PyTorch's CPU allocator, unless the user set THP_MEM_ALLOC_ENABLE."""
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
-    keep_freed_memory()
 
 
-def keep_freed_memory() -> bool:
-    """Make glibc serve large blocks from its heap and never give the heap back, so that freed
-    tensors are reused rather than unmapped and faulted in again. True when set; False where
-    FACESKETCH_KEEP_FREED_MEMORY=0 or the C library has no `mallopt` (not glibc)."""
-    if os.environ.get(KEEP_FREED_ENV, "1") == "0":
-        return False
+def _libc():
+    """The C library's mallopt and malloc_trim, or None where they are missing (not glibc)."""
     try:
-        mallopt = ctypes.CDLL(None).mallopt
+        libc = ctypes.CDLL(None)
+        mallopt, trim = libc.mallopt, libc.malloc_trim
     except (OSError, AttributeError):
-        return False
+        return None
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return mallopt, trim
+
+
+@contextmanager
+def kept_heap():
+    """glibc keeps freed memory in its heap inside the block (large blocks from the heap, no
+    trimming), so training steps reuse what the step before freed; on the way out the defaults
+    come back and the free heap goes back to the kernel. Nothing where FACESKETCH_KEEP_FREED_MEMORY
+    is 0 or the C library is not glibc."""
+    libc = _libc() if os.environ.get(KEEP_FREED_ENV, "1") != "0" else None
+    if libc is None:
+        yield False
+        return
+    mallopt, trim = libc
     # -1 disables trimming entirely (mallopt(3)); 0 mappings: every block comes from the heap
-    return mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, -1) == 1
+    mallopt(_M_MMAP_MAX, 0)
+    mallopt(_M_TRIM_THRESHOLD, -1)
+    try:
+        yield True
+    finally:
+        mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
+        mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+        trim(0)

@@ -32,6 +32,7 @@ from facesketch.config import RunConfig
 from facesketch.data.dataset import PairDataset, batches
 from facesketch.data.protocols import Split, write_split_manifest
 from facesketch.losses import LOSSES  # noqa: F401  (re-exported: the registry of losses by name)
+from facesketch.process import kept_heap
 from facesketch.registry import create_model, model_spec
 from facesketch.runsetup import claim_run_dir, load_split, resume_plan, run_dir_lock, validate_run_dir
 from facesketch.runtime import Placement
@@ -155,7 +156,8 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False, prog
             run.split_sha256 = file_sha256(run_dir / "split.csv")
         if not spec.learned:
             return _fit_baseline(run, model, train_ds)
-        return _train_learned(run, spec, model, train_ds, test_ds, resume)
+        with kept_heap():     # steps reuse freed memory; handed back when the run ends (process.py)
+            return _train_learned(run, spec, model, train_ds, test_ds, resume)
 
 
 def _train_learned(run: _Run, spec, model: nn.Module, train_ds, test_ds, resume: bool) -> TrainResult:
