@@ -115,6 +115,10 @@ def main() -> None:
     args = ap.parse_args()
     device = resolve_device(args.device)
     only = {tuple(c.split(":")) for c in args.candidates.split(",") if c}
+    known = set(autotune.candidates("auto", "auto", device))
+    if only - known:
+        ap.error(f"--candidates: {', '.join(':'.join(c) for c in sorted(only - known))} is not among this "
+                 f"device's candidates ({', '.join(':'.join(c) for c in sorted(known))})")
     rows, keras_runs = [], {}
 
     def time_keras(name):

@@ -24,6 +24,8 @@ from pathlib import Path
 from readme_block import write_block
 from train_bench import cpu_flags
 
+from facesketch.process import KEEP_FREED_ENV
+
 # a facesketch process that reports its peak resident memory when it exits
 CHILD = ("import atexit, resource, sys; atexit.register(lambda: print('PEAK_RSS_MIB', "
          "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, file=sys.stderr)); "
@@ -31,7 +33,7 @@ CHILD = ("import atexit, resource, sys; atexit.register(lambda: print('PEAK_RSS_
 
 
 def one(model: str, layout: str, precision: str, keep: bool, epochs: int, n: int, root: Path, name: str):
-    env = {**os.environ, "FACESKETCH_KEEP_FREED_MEMORY": "1" if keep else "0"}
+    env = {**os.environ, KEEP_FREED_ENV: "1" if keep else "0"}
     cmd = [sys.executable, "-c", CHILD, "train", "--model", model, "--direction", "photo2sketch",
            "--layout", layout, "--precision", precision, "--epochs", str(epochs), "--synthetic-n", str(n),
            "--runs-dir", str(root), "--name", name]
@@ -55,6 +57,13 @@ def main() -> None:
     ap.add_argument("--synthetic-n", type=int, default=16)
     ap.add_argument("--no-readme", action="store_true", help="print only; leave bench/README.md alone")
     args = ap.parse_args()
+    if args.epochs < 3 or args.rounds < 1:
+        ap.error(f"--epochs must be at least 3 (epochs 3 on are timed) and --rounds at least 1, "
+                 f"got {args.epochs} and {args.rounds}")
+    runs = [spec.split(":") for spec in args.runs.split(",")]
+    for spec, parts in zip(args.runs.split(","), runs):
+        if len(parts) != 3:
+            ap.error(f"--runs: {spec!r} is not model:layout:precision")
     lines = [f"Measured {time.strftime('%Y-%m-%d')} on {cpu_flags()}; `facesketch train` on {args.synthetic_n} "
              f"synthetic pairs x 8 views, {args.epochs} epochs, median images/s of epochs 3 on; {args.rounds} "
              "processes each way, alternating.", "",
@@ -62,8 +71,8 @@ def main() -> None:
              "each process, kept | each process, defaults | peak RSS MiB, kept / defaults |",
              "|---|---|---|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
-        for spec in args.runs.split(","):
-            model, layout, precision = spec.split(":")
+        for model, layout, precision in runs:
+            spec = f"{model}:{layout}:{precision}"
             got = {True: [], False: []}
             for r in range(args.rounds):
                 for keep in ((True, False) if r % 2 == 0 else (False, True)):

@@ -24,6 +24,14 @@ def test_kept_heap_does_nothing_when_switched_off(monkeypatch):
         assert kept is False
 
 
+def test_kept_heap_refuses_a_setting_it_does_not_know(monkeypatch):
+    from facesketch import FacesketchError
+    monkeypatch.setenv(KEEP_FREED_ENV, "yes")
+    with pytest.raises(FacesketchError, match="must be 0 .* or 1 .*got 'yes'"):
+        with kept_heap():
+            pass
+
+
 # in a fresh process: where a freed 64 MB block's successor comes from, inside kept_heap and after it
 PROBE = """
 import ctypes, os

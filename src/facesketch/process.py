@@ -52,13 +52,22 @@ def _libc():
     return mallopt, trim
 
 
+def keeps_freed_memory() -> bool:
+    """FACESKETCH_KEEP_FREED_MEMORY as a bool (1, the default, or 0); anything else is refused."""
+    setting = os.environ.get(KEEP_FREED_ENV, "1")
+    if setting not in ("0", "1"):
+        from facesketch import FacesketchError
+        raise FacesketchError(f"{KEEP_FREED_ENV} must be 0 (glibc's defaults) or 1 (keep freed memory), got {setting!r}")
+    return setting == "1"
+
+
 @contextmanager
 def kept_heap():
     """glibc keeps freed memory in its heap inside the block (large blocks from the heap, no
     trimming), so training steps reuse what the step before freed; on the way out the defaults
     come back and the free heap goes back to the kernel. Nothing where FACESKETCH_KEEP_FREED_MEMORY
     is 0 or the C library is not glibc."""
-    libc = _libc() if os.environ.get(KEEP_FREED_ENV, "1") != "0" else None
+    libc = _libc() if keeps_freed_memory() else None
     if libc is None:
         yield False
         return

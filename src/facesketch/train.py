@@ -32,7 +32,7 @@ from facesketch.config import RunConfig
 from facesketch.data.dataset import PairDataset, batches
 from facesketch.data.protocols import Split, write_split_manifest
 from facesketch.losses import LOSSES  # noqa: F401  (re-exported: the registry of losses by name)
-from facesketch.process import kept_heap
+from facesketch.process import kept_heap, keeps_freed_memory
 from facesketch.registry import create_model, model_spec
 from facesketch.runsetup import claim_run_dir, load_split, resume_plan, run_dir_lock, validate_run_dir
 from facesketch.runtime import Placement
@@ -122,6 +122,7 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False, prog
     """Train (or fit) cfg.model in cfg.direction; returns the run folder and the trained model."""
     if resume and overwrite:
         raise FacesketchError("--resume continues a run and --overwrite replaces it: give one of them")
+    keeps_freed_memory()   # a bad FACESKETCH_KEEP_FREED_MEMORY stops here, before any file is written
     place = Placement.start(cfg.device)
     main = place.dist.main
     run_dir = validate_run_dir(cfg, resume=resume, overwrite=overwrite) if main else cfg.run_dir
