@@ -16,7 +16,8 @@
 #
 # Settings from the environment: PYTHON (python3), EPOCHS_SCALE (1), DEVICE (auto), MODELS (the
 # report's three and the baselines), JOBS (6: runs trained at once), BENCH_MODELS
-# (conv_ae,fsnet), BENCH_SECONDS (5), BENCH_PAIRS (24), BENCH_TIMEOUT (seconds, 180), BENCH_ROUNDS (1).
+# (conv_ae,fsnet), BENCH_SECONDS (5), BENCH_PAIRS (40: 32 train x 8 views, whole batches of 16), BENCH_EPOCHS (3),
+# BENCH_TIMEOUT (seconds, 180), BENCH_ROUNDS (1).
 set -euo pipefail
 DATA=${1:?usage: bash bench/gpu.sh CUFS_DIR OUT_DIR}
 OUT=${2:?usage: bash bench/gpu.sh CUFS_DIR OUT_DIR}
@@ -38,7 +39,7 @@ if [ -s "$OUT/loop_bench.md" ]; then
     echo "the bench is already in $OUT/loop_bench.md: going on with the experiment"
 else
     timeout "${BENCH_TIMEOUT:-180}" "$PY" bench/loop_bench.py --device "${DEVICE:-auto}" \
-        --models "${BENCH_MODELS:-conv_ae,fsnet}" --seconds "${BENCH_SECONDS:-5}" --synthetic-n "${BENCH_PAIRS:-24}" \
+        --models "${BENCH_MODELS:-conv_ae,fsnet}" --seconds "${BENCH_SECONDS:-5}" --synthetic-n "${BENCH_PAIRS:-40}" --epochs "${BENCH_EPOCHS:-3}" \
         --rounds "${BENCH_ROUNDS:-1}" --no-fresh --no-readme | tee "$OUT/loop_bench.md.part" \
         && mv "$OUT/loop_bench.md.part" "$OUT/loop_bench.md" \
         || echo "the bench failed or ran out of time (what it printed: $OUT/loop_bench.md.part); the experiment goes on"

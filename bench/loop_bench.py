@@ -4,7 +4,15 @@
 optimiser and step: what `facesketch train` does, with data loading, views and logging. Its
 images/s is the median of its epochs after the first (which warms up), as history.csv records them.
 `step`: the run's step kind on one random batch held in memory, timed alone in the same
-process: what a micro-bench measures. Loop and step are measured --rounds times per candidate,
+process after WARMUP_STEPS untimed steps: what a micro-bench measures.
+Both measure a trained-in state. The heap of a run still grows in its first steps (dense_ae: page
+faults costing 0.8-1.7 s in the first two steps and in the odd step of epoch 2), so the loop's
+default is 4 epochs (the median of epochs 2-4) and the step's timing starts after 3 steps. And the
+loop's epochs are whole batches by default (20 pairs: 16 train x 8 views = 8 batches of 16): a
+last batch of 8 costs dense_ae a whole step (its step is the work on its 425M weights, whatever
+the batch), so 13 training pairs (104 views, 7 steps for 6.5 batches' images) made its loop 7%
+slower per image than its step for that alone. A --synthetic-n or --batch-size that leaves a
+partial batch is named in the output. Loop and step are measured --rounds times per candidate,
 alternating (loop then step, then step then loop), and the table gives their medians: this
 shared machine's speed drifts by more than the 10% the two should agree within.
 `fresh`: bench/train_bench.py's measurement, a bare step in a fresh subprocess (how the earlier
@@ -17,7 +25,7 @@ run, so the default row can be read against Keras.
 
 On CUDA the same runs use the GPU (bench/gpu.sh). Writes its table into bench/README.md.
 
-    python bench/loop_bench.py [--models conv_ae,fsnet] [--device cpu] [--epochs 2] [--keras-python tf/bin/python]
+    python bench/loop_bench.py [--models conv_ae,fsnet] [--device cpu] [--epochs 4] [--keras-python tf/bin/python]
 """
 
 from __future__ import annotations
@@ -47,10 +55,14 @@ from train_bench import cpu_flags, run, run_keras  # noqa: E402
 from facesketch import autotune  # noqa: E402
 from facesketch.config import RunConfig  # noqa: E402
 from facesketch.distributed import DistInfo  # noqa: E402
+from facesketch.runsetup import load_split  # noqa: E402
 from facesketch.registry import create_model, model_spec  # noqa: E402
 from facesketch.runtime import Placement, resolve_device  # noqa: E402
 from facesketch.steps import STEP_KINDS, step_kind  # noqa: E402
 from facesketch.train import train  # noqa: E402
+
+
+WARMUP_STEPS = 3   # untimed steps before the bare step's timing: the heap has grown by then
 
 
 def loop_run(cfg: RunConfig) -> tuple[float, RunConfig]:
@@ -79,7 +91,8 @@ def _step_images_per_s(cfg: RunConfig, device: torch.device, channels_last: bool
     step.train()
     size = model.image_size
     src, tgt = (place.batch(torch.rand(cfg.batch_size, 3, size, size)) for _ in range(2))
-    step(src, tgt)
+    for _ in range(WARMUP_STEPS):
+        step(src, tgt)
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds or n < 2:
         step(src, tgt)
@@ -100,8 +113,9 @@ def main() -> None:
     ap.add_argument("--models", default="dense_ae,conv_ae,hybrid_ae,fsnet")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--synthetic-n", type=int, default=16, help="pairs of synthetic faces (x 8 views per epoch)")
-    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--synthetic-n", type=_positive_int, default=20,
+                    help="pairs of synthetic faces; 80%% train, x 8 views per epoch (20: 128 views, whole batches of 16)")
+    ap.add_argument("--epochs", type=_positive_int, default=4, help="epochs per loop run; the first is not counted")
     ap.add_argument("--seconds", type=float, default=10.0, help="time per bare-step measurement")
     ap.add_argument("--rounds", type=_positive_int, default=3,
                     help="loop and step measurements per candidate, alternating; the table has their medians")
@@ -120,6 +134,13 @@ def main() -> None:
         ap.error(f"--candidates: {', '.join(':'.join(c) for c in sorted(only - known))} is not among this "
                  f"device's candidates ({', '.join(':'.join(c) for c in sorted(known))})")
     rows, keras_runs = [], {}
+    split = load_split(RunConfig(model="conv_ae", direction="photo2sketch", synthetic_n=args.synthetic_n))
+    views = len(split.train) * len(split.train_views)
+    partial = views % args.batch_size
+    if partial:
+        print(f"note: {views} training views per epoch leave a last batch of {partial} (--batch-size "
+              f"{args.batch_size}): where a step costs the same whatever its batch, the loop's images/s falls "
+              f"below the step's by that share", flush=True)
 
     def time_keras(name):
         if args.keras_python:
@@ -164,7 +185,9 @@ def main() -> None:
     versions = next((f"; Keras: TensorFlow {k['tensorflow']}, Keras {k['keras']}, jit_compile auto, the same "
                      "batch, fp32" for k in keras.values()), "")
     lines = [f"Measured {time.strftime('%Y-%m-%d')} on {what}, torch {torch.__version__}, batch {args.batch_size}; "
-             f"loop: {args.synthetic_n} synthetic pairs x 8 views, {args.epochs} epochs (the median of epochs 2 on); "
+             f"loop: {args.synthetic_n} synthetic pairs ({len(split.train)} train x 8 views = {views} per epoch"
+             f"{f', the last batch {partial}' if partial else ', whole batches'}), {args.epochs} epochs "
+             f"(the median of epochs 2 on); step: after {WARMUP_STEPS} untimed steps; "
              f"{args.rounds} rounds of loop and step ({args.seconds:g} s) per candidate, alternating, medians"
              f"{versions}.", "",
              "| model | layout | precision | loop img/s | step img/s | loop / step | each round's loop / step | "

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_gpu_script_runs_end_to_end_on_a_cpu(tmp_path, synth_dir):
     env = {**os.environ, "EPOCHS_SCALE": "0.01", "DEVICE": "cpu", "MODELS": "conv_ae,mean", "BENCH_MODELS": "fsnet",
-           "BENCH_SECONDS": "0.2", "BENCH_PAIRS": "4", "BENCH_TIMEOUT": "800", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+           "BENCH_SECONDS": "0.2", "BENCH_PAIRS": "4", "BENCH_EPOCHS": "2", "BENCH_TIMEOUT": "800", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     r = subprocess.run(["bash", str(ROOT / "bench" / "gpu.sh"), str(synth_dir), str(tmp_path / "out")], env=env,
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
