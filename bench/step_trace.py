@@ -1,0 +1,133 @@
+"""Where a training loop's time goes, step by step: the real loop, then bare steps, one process.
+
+Runs `facesketch.train.train` on built-in synthetic faces and records, for every step: its wall
+time, the kernel (system) time and page faults it caused, the process's resident and huge-page
+memory; the gaps between steps (data, logging) and between epochs (evaluation, checkpoints);
+then times bare steps of the same step kind on one random batch in the same process (what
+bench/loop_bench.py's `step` column measures). Prints one line per step and a summary:
+
+    python bench/step_trace.py --model dense_ae --precision bf16 [--epochs 4] [--synthetic-n 20]
+
+What it showed for dense_ae in bf16 is in bench/README.md ("Why dense_ae in bf16 ...").
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import resource
+import statistics
+import tempfile
+import time
+
+from facesketch.process import configure_process, kept_heap
+
+configure_process()   # as the facesketch command does, before torch allocates
+
+import torch  # noqa: E402
+
+import facesketch.steps as steps_module  # noqa: E402
+from facesketch import train as train_module  # noqa: E402
+from facesketch.config import RunConfig  # noqa: E402
+from facesketch.distributed import DistInfo  # noqa: E402
+from facesketch.registry import create_model, model_spec  # noqa: E402
+from facesketch.runtime import Placement  # noqa: E402
+
+
+def memory_mib() -> tuple[int, int]:
+    """(resident, of which in transparent huge pages) in MiB, from /proc/self/smaps_rollup."""
+    got = {}
+    with open("/proc/self/smaps_rollup") as f:
+        for line in f:
+            key, value, *_ = line.split() + [""]
+            if key in ("Rss:", "AnonHugePages:"):   # the first line names the mapping
+                got[key] = int(value) // 1024
+    return got.get("Rss:", 0), got.get("AnonHugePages:", 0)
+
+
+class Tracer:
+    """Wraps every step kind's __call__: per-step wall, system time, minor faults, memory."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+        self.last_out: float | None = None
+        self.gaps: list[float] = []
+
+    def install(self) -> None:
+        for cls in set(steps_module.STEP_KINDS.values()):
+            call = cls.__call__
+
+            def traced(step, src, tgt, _call=call):
+                start = time.perf_counter()
+                if self.last_out is not None:
+                    self.gaps.append(start - self.last_out)
+                before = resource.getrusage(resource.RUSAGE_SELF)
+                loss = _call(step, src, tgt)
+                loss.item()
+                after = resource.getrusage(resource.RUSAGE_SELF)
+                self.last_out = time.perf_counter()
+                rss, huge = memory_mib()
+                self.rows.append({"s": self.last_out - start, "sys": after.ru_stime - before.ru_stime,
+                                  "faults": after.ru_minflt - before.ru_minflt, "rss": rss, "huge": huge})
+                return loss
+            cls.__call__ = traced
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="dense_ae")
+    ap.add_argument("--layout", default="nchw", choices=("nchw", "channels_last"))
+    ap.add_argument("--precision", default="bf16", choices=("fp32", "bf16"))
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--synthetic-n", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--bare-steps", type=int, default=16)
+    args = ap.parse_args()
+    tracer = Tracer()
+    tracer.install()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["XDG_CACHE_HOME"] = os.path.join(tmp, "cache")
+        cfg = RunConfig(model=args.model, direction="photo2sketch", synthetic_n=args.synthetic_n, epochs=args.epochs,
+                        batch_size=args.batch_size, layout=args.layout, precision=args.precision,
+                        runs_dir=os.path.join(tmp, "runs"), name="trace")
+        result = train_module.train(cfg, progress=False)
+        with (result.run_dir / "history.csv").open() as f:
+            history = list(csv.DictReader(f))
+        del result   # the bare steps below run without the loop's model and optimiser in memory
+    loop_rows, tracer.rows, tracer.last_out = tracer.rows, [], None
+    between = [g for g in tracer.gaps if g > 0.05]   # evaluation and checkpoints, between epochs
+    within = [g for g in tracer.gaps if g <= 0.05]   # data, logging
+
+    place = Placement(torch.device("cpu"), DistInfo(), args.layout == "channels_last")
+    model = place.module(create_model(args.model))
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
+    step = steps_module.STEP_KINDS[steps_module.step_kind(cfg)](model, cfg=cfg, spec=model_spec(args.model),
+                                                                  place=place, autocast=autocast)
+    step.start_stage(step.stage_losses(cfg.stages())[0][0], total_steps=1000)
+    step.train()
+    size = model.image_size
+    src, tgt = (place.batch(torch.rand(args.batch_size, 3, size, size)) for _ in range(2))
+    with kept_heap():
+        for _ in range(args.bare_steps):
+            step(src, tgt)
+    bare_rows = tracer.rows
+
+    print(f"{args.model} {args.layout} {args.precision}, batch {args.batch_size}, torch {torch.__version__}")
+    for what, rows in (("loop", loop_rows), ("bare", bare_rows)):
+        for i, r in enumerate(rows):
+            print(f"{what} {i:3d} {r['s']:.3f} s  sys {r['sys']:.2f} s  faults {r['faults']:6d}  "
+                  f"rss {r['rss']} MiB (huge pages {r['huge']})")
+    per_epoch = len(loop_rows) // max(1, len(history))
+    print("epochs (images/s, as history.csv):", " ".join(h["images_per_s"] for h in history))
+    later = loop_rows[per_epoch:]
+    print(f"loop steps after epoch 1: median {statistics.median(r['s'] for r in later):.3f} s, "
+          f"{sum(r['faults'] > 100 for r in later)} of {len(later)} with >100 faults")
+    print(f"bare steps after 3: median {statistics.median(r['s'] for r in bare_rows[3:]):.3f} s, "
+          f"{sum(r['faults'] > 100 for r in bare_rows[3:])} of {len(bare_rows) - 3} with >100 faults")
+    print(f"gaps between steps within epochs: median {1000 * statistics.median(within or [0]):.1f} ms; "
+          f"between epochs: {' '.join(f'{g:.2f}' for g in between)} s")
+
+
+if __name__ == "__main__":
+    main()
