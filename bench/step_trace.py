@@ -56,6 +56,8 @@ class Tracer:
 
     def install(self) -> None:
         for cls in set(steps_module.STEP_KINDS.values()):
+            if "__call__" not in vars(cls):   # inherited: wrapped with its own class, not twice
+                continue
             call = cls.__call__
 
             def traced(step, src, tgt, _call=call):

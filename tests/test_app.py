@@ -97,6 +97,7 @@ def runs_dir(tmp_path_factory) -> Path:
     runs = tmp_path_factory.mktemp("runs")
     subprocess.run([sys.executable, "-m", "facesketch", "train", "-m", "conv_ae", "-d", "photo2sketch",
                     "--epochs", "1", "--views", "identity", "--synthetic-n", "8", "--device", "cpu",
+                    "--layout", "channels_last", "--precision", "fp32",   # no timing of candidates
                     "--runs-dir", str(runs)], check=True, capture_output=True)
     broken = runs / "broken"
     broken.mkdir()

@@ -22,7 +22,8 @@ def runs(tmp_path_factory, synth_dir):
                                      ("pencil", "photo2sketch", None), ("grey", "sketch2photo", None),
                                      ("mean", "sketch2photo", None)):
         cfg = RunConfig(model=model, direction=direction, data=str(synth_dir), protocol="random", epochs=epochs,
-                        batch_size=8, runs_dir=str(root), views="identity", test_fraction=0.34)
+                        batch_size=8, runs_dir=str(root), views="identity", test_fraction=0.34,
+                        layout="channels_last", precision="fp32")   # auto's timing is tested in test_autotune
         out.append(train(cfg, progress=False).run_dir)
     return out
 

@@ -69,7 +69,7 @@ def test_run_names_that_cannot_be_stored_or_collide_are_refused(tmp_path, kw, me
 def test_a_loss_that_diverges_at_once_does_not_promise_a_checkpoint(tmp_path, tiny_dir, monkeypatch):
     real = S.LOSSES["mae"]
     monkeypatch.setitem(S.LOSSES, "mae", lambda pred, tgt, **kw: real(pred, tgt, **kw) * float("nan"))
-    cfg = _cfg(tmp_path, tiny_dir, model="conv_ae", epochs=1)
+    cfg = _cfg(tmp_path, tiny_dir, model="conv_ae", epochs=1, layout="channels_last", precision="fp32")
     with pytest.raises(TrainingDiverged) as e:
         train(cfg, progress=False)
     message = str(e.value)

@@ -87,7 +87,7 @@ def test_export_weights_halves_the_storage_and_records_the_training_photos(tmp_p
     from facesketch.train import train
     cfg = RunConfig(model="fsnet", direction="photo2sketch", data=str(synth_dir), protocol="random", epochs=1,
                     epochs_scale=1.0, batch_size=4, views="identity", device="cpu", runs_dir=str(tmp_path),
-                    name="tiny")
+                    name="tiny", layout="channels_last", precision="fp32")
     train(cfg, progress=False)
     meta = export_weights(tmp_path / "tiny", tmp_path / "w.safetensors", machine="here")
     assert meta["machine"] == "here" and meta["storage"] == "fp16"
