@@ -224,4 +224,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from facesketch import FacesketchError
+    try:
+        main()
+    except FacesketchError as e:   # a bad option or data: one line, not a traceback
+        sys.exit(f"loop_bench.py: {e}")

@@ -18,6 +18,7 @@ import csv
 import os
 import resource
 import statistics
+import sys
 import tempfile
 import time
 
@@ -31,7 +32,7 @@ import facesketch.steps as steps_module  # noqa: E402
 from facesketch import train as train_module  # noqa: E402
 from facesketch.config import RunConfig  # noqa: E402
 from facesketch.distributed import DistInfo  # noqa: E402
-from facesketch.registry import create_model, model_spec  # noqa: E402
+from facesketch.registry import create_model, list_models, model_spec  # noqa: E402
 from facesketch.runtime import Placement  # noqa: E402
 
 
@@ -78,14 +79,16 @@ class Tracer:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="dense_ae")
+    ap.add_argument("--model", default="dense_ae", choices=list_models(learned=True))
     ap.add_argument("--layout", default="nchw", choices=("nchw", "channels_last"))
     ap.add_argument("--precision", default="bf16", choices=("fp32", "bf16"))
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--synthetic-n", type=int, default=20)
-    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=4, help="at least 2: epoch 1 warms up")
     ap.add_argument("--bare-steps", type=int, default=16)
     args = ap.parse_args()
+    if args.epochs < 2 or args.bare_steps < 4:
+        ap.error("--epochs must be at least 2 and --bare-steps at least 4 (the first of each warm up)")
     tracer = Tracer()
     tracer.install()
     with tempfile.TemporaryDirectory() as tmp:
@@ -132,4 +135,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from facesketch import FacesketchError
+    try:
+        main()
+    except FacesketchError as e:   # a bad option or data: one line, not a traceback
+        sys.exit(f"step_trace.py: {e}")
