@@ -81,16 +81,20 @@ def step_images_per_s(cfg: RunConfig, device: torch.device, channels_last: bool,
         return _step_images_per_s(cfg, device, channels_last, seconds)
 
 
-def _step_images_per_s(cfg: RunConfig, device: torch.device, channels_last: bool, seconds: float) -> float:
-    spec = model_spec(cfg.model)
+def bare_step(cfg: RunConfig, device: torch.device, channels_last: bool):
+    """(the run's step kind on a fresh model, in training mode; one random batch (src, tgt) on the device)."""
     place = Placement(device, DistInfo(), channels_last)
     model = place.module(create_model(cfg.model))
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")  # as asked
-    step = STEP_KINDS[step_kind(cfg)](model, cfg=cfg, spec=spec, place=place, autocast=autocast)
+    step = STEP_KINDS[step_kind(cfg)](model, cfg=cfg, spec=model_spec(cfg.model), place=place, autocast=autocast)
     step.start_stage(step.stage_losses(cfg.stages())[0][0], total_steps=1000)
     step.train()
     size = model.image_size
-    src, tgt = (place.batch(torch.rand(cfg.batch_size, 3, size, size)) for _ in range(2))
+    return step, *(place.batch(torch.rand(cfg.batch_size, 3, size, size)) for _ in range(2))
+
+
+def _step_images_per_s(cfg: RunConfig, device: torch.device, channels_last: bool, seconds: float) -> float:
+    step, src, tgt = bare_step(cfg, device, channels_last)
     for _ in range(WARMUP_STEPS):
         step(src, tgt)
     n, t0 = 0, time.perf_counter()
@@ -134,13 +138,6 @@ def main() -> None:
         ap.error(f"--candidates: {', '.join(':'.join(c) for c in sorted(only - known))} is not among this "
                  f"device's candidates ({', '.join(':'.join(c) for c in sorted(known))})")
     rows, keras_runs = [], {}
-    split = load_split(RunConfig(model="conv_ae", direction="photo2sketch", synthetic_n=args.synthetic_n))
-    views = len(split.train) * len(split.train_views)
-    partial = views % args.batch_size
-    if partial:
-        print(f"note: {views} training views per epoch leave a last batch of {partial} (--batch-size "
-              f"{args.batch_size}): where a step costs the same whatever its batch, the loop's images/s falls "
-              f"below the step's by that share", flush=True)
 
     def time_keras(name):
         if args.keras_python:
@@ -149,6 +146,14 @@ def main() -> None:
                     keras_runs.setdefault(name, []).append(k)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["XDG_CACHE_HOME"] = str(Path(tmp) / "cache")   # auto measures afresh
+        # the runs' split (the same for every model): its faces drawn once, into this cache, for all the runs
+        split = load_split(RunConfig(model="conv_ae", direction="photo2sketch", synthetic_n=args.synthetic_n))
+        views = len(split.train) * len(split.train_views)
+        partial = views % args.batch_size
+        if partial:
+            print(f"note: {views} training views per epoch leave a last batch of {partial} (--batch-size "
+                  f"{args.batch_size}): where a step costs the same whatever its batch, the loop's images/s "
+                  f"falls below the step's by that share", flush=True)
         for name in args.models.split(","):
             base = RunConfig(model=name, direction="photo2sketch", synthetic_n=args.synthetic_n, epochs=args.epochs,
                              batch_size=args.batch_size, device=args.device, runs_dir=str(Path(tmp) / "runs"))

@@ -31,10 +31,10 @@ import torch  # noqa: E402
 import facesketch.steps as steps_module  # noqa: E402
 from facesketch import train as train_module  # noqa: E402
 from facesketch.config import RunConfig  # noqa: E402
-from facesketch.distributed import DistInfo  # noqa: E402
-from facesketch.registry import create_model, list_models, model_spec  # noqa: E402
-from facesketch.runtime import Placement  # noqa: E402
+from facesketch.registry import list_models  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from loop_bench import WARMUP_STEPS, bare_step  # noqa: E402  (the bare step loop_bench times)
 
 def memory_mib() -> tuple[int, int]:
     """(resident, of which in transparent huge pages) in MiB, from /proc/self/smaps_rollup."""
@@ -87,8 +87,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=4, help="at least 2: epoch 1 warms up")
     ap.add_argument("--bare-steps", type=int, default=16)
     args = ap.parse_args()
-    if args.epochs < 2 or args.bare_steps < 4:
-        ap.error("--epochs must be at least 2 and --bare-steps at least 4 (the first of each warm up)")
+    if args.epochs < 2 or args.bare_steps <= WARMUP_STEPS:
+        ap.error(f"--epochs must be at least 2 and --bare-steps at least {WARMUP_STEPS + 1} (epoch 1 and the first "
+                 f"{WARMUP_STEPS} steps warm up)")
     tracer = Tracer()
     tracer.install()
     with tempfile.TemporaryDirectory() as tmp:
@@ -104,15 +105,7 @@ def main() -> None:
     between = [g for g in tracer.gaps if g > 0.05]   # evaluation and checkpoints, between epochs
     within = [g for g in tracer.gaps if g <= 0.05]   # data, logging
 
-    place = Placement(torch.device("cpu"), DistInfo(), args.layout == "channels_last")
-    model = place.module(create_model(args.model))
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
-    step = steps_module.STEP_KINDS[steps_module.step_kind(cfg)](model, cfg=cfg, spec=model_spec(args.model),
-                                                                  place=place, autocast=autocast)
-    step.start_stage(step.stage_losses(cfg.stages())[0][0], total_steps=1000)
-    step.train()
-    size = model.image_size
-    src, tgt = (place.batch(torch.rand(args.batch_size, 3, size, size)) for _ in range(2))
+    step, src, tgt = bare_step(cfg, torch.device("cpu"), args.layout == "channels_last")
     with kept_heap():
         for _ in range(args.bare_steps):
             step(src, tgt)
@@ -128,8 +121,9 @@ def main() -> None:
     later = loop_rows[per_epoch:]
     print(f"loop steps after epoch 1: median {statistics.median(r['s'] for r in later):.3f} s, "
           f"{sum(r['faults'] > 100 for r in later)} of {len(later)} with >100 faults")
-    print(f"bare steps after 3: median {statistics.median(r['s'] for r in bare_rows[3:]):.3f} s, "
-          f"{sum(r['faults'] > 100 for r in bare_rows[3:])} of {len(bare_rows) - 3} with >100 faults")
+    timed = bare_rows[WARMUP_STEPS:]   # as loop_bench times them
+    print(f"bare steps after {WARMUP_STEPS}: median {statistics.median(r['s'] for r in timed):.3f} s, "
+          f"{sum(r['faults'] > 100 for r in timed)} of {len(timed)} with >100 faults")
     print(f"gaps between steps within epochs: median {1000 * statistics.median(within or [0]):.1f} ms; "
           f"between epochs: {' '.join(f'{g:.2f}' for g in between)} s")
 
