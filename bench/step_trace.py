@@ -79,13 +79,14 @@ class Tracer:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="dense_ae", choices=list_models(learned=True))
-    ap.add_argument("--layout", default="nchw", choices=("nchw", "channels_last"))
-    ap.add_argument("--precision", default="bf16", choices=("fp32", "bf16"))
-    ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--synthetic-n", type=int, default=20)
-    ap.add_argument("--epochs", type=int, default=4, help="at least 2: epoch 1 warms up")
-    ap.add_argument("--bare-steps", type=int, default=16)
+    ap.add_argument("--model", default="dense_ae", choices=list_models(learned=True), help="default: dense_ae")
+    ap.add_argument("--layout", default="nchw", choices=("nchw", "channels_last"), help="default: nchw")
+    ap.add_argument("--precision", default="bf16", choices=("fp32", "bf16"), help="default: bf16")
+    ap.add_argument("--batch-size", type=int, default=16, help="default: 16")
+    ap.add_argument("--synthetic-n", type=int, default=20,
+                    help="pairs of synthetic faces, 80%% of them for training (default 20: whole batches of 16)")
+    ap.add_argument("--epochs", type=int, default=4, help="at least 2: epoch 1 warms up (default 4)")
+    ap.add_argument("--bare-steps", type=int, default=16, help="bare steps after the loop (default 16)")
     args = ap.parse_args()
     if args.epochs < 2 or args.bare_steps <= WARMUP_STEPS:
         ap.error(f"--epochs must be at least 2 and --bare-steps at least {WARMUP_STEPS + 1} (epoch 1 and the first "
