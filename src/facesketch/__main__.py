@@ -7,9 +7,17 @@ allocation, so they are made here, before anything imports torch.
 
 
 def main() -> None:
-    from facesketch.process import configure_process
-    configure_process()
-    from facesketch.cli import main as cli_main
+    try:
+        from facesketch.process import configure_process
+        configure_process()
+        from facesketch.cli import main as cli_main
+    except KeyboardInterrupt:
+        # Ctrl-C while torch loads: the CLI's own answer to it, not a traceback. Nothing is done yet
+        # but half-run imports, whose exit hooks could fail on them: leave without running those.
+        import os
+        import sys
+        print("interrupted", file=sys.stderr, flush=True)
+        os._exit(130)
     cli_main()
 
 

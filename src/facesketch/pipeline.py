@@ -103,9 +103,14 @@ def _train_at_once(todo: list[tuple[int, RunConfig, bool]], total: int, *, jobs:
                 print("running: " + ", ".join(_epochs_so_far(cfg) for cfg in running), flush=True)
     except KeyboardInterrupt:
         # the workers ignore Ctrl-C (a stray one would kill an idle worker mid-queue): each is told
-        # once, by SIGTERM, which stops its training as an interrupt does (see _job_init)
-        procs = list((getattr(pool, "_processes", None) or {}).values())   # shutdown() forgets them
-        pool.shutdown(wait=False, cancel_futures=True)
+        # once, by SIGTERM, which stops its training as an interrupt does (its last checkpoint stays)
+        # and then ends the worker's process at once (see _job_init, _train_job). A pool whose
+        # workers end so is broken: it drops the queued runs and starts no worker in their place.
+        # Not pool.shutdown(wait=False): with max_tasks_per_child, Python 3.11's pool thread then
+        # meets the next worker's exit with a TypeError traceback on the user's terminal.
+        # (Nor fut.cancel(): the broken pool fails every future it holds, and 3.11's raises on a
+        # cancelled one.)
+        procs = list(getattr(pool, "_processes", {}).values())
         for proc in procs:
             with contextlib.suppress(OSError):
                 os.kill(proc.pid, signal.SIGTERM)
@@ -113,6 +118,7 @@ def _train_at_once(todo: list[tuple[int, RunConfig, bool]], total: int, *, jobs:
             proc.join(STOP_WAIT_S)
             if proc.is_alive():   # stuck: better lose its last epoch than hang here
                 proc.kill()
+        pool.shutdown(wait=True)
         raise
     pool.shutdown(wait=True)
     if failures:
@@ -126,8 +132,13 @@ def _job_init(threads: int) -> None:
     """A worker: its share of the threads; Ctrl-C is the parent's to handle, and the parent's
     SIGTERM interrupts a training (a clean stop: the last checkpoint stays) or ends an idle worker."""
     import signal
+    import threading
     import torch
+    from tqdm import tqdm
     torch.set_num_threads(threads)
+    # tqdm's default lock is a named semaphore, which a worker ended by os._exit (see _train_job)
+    # would leave for Python's resource tracker to warn about; one process needs only a thread lock
+    tqdm.set_lock(threading.RLock())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def stop(signum, frame):
@@ -152,7 +163,7 @@ def _train_job(cfg: RunConfig, resume: bool, overwrite: bool, log: Path) -> floa
             train(cfg, resume=resume, overwrite=overwrite, progress=False)
         except KeyboardInterrupt:
             print("interrupted", flush=True)
-            raise
+            os._exit(130)   # the parent asked (SIGTERM): end here, the pool takes nothing more from us
         except BaseException:
             traceback.print_exc(file=f)
             raise
