@@ -15,7 +15,7 @@
 #   EPOCHS_SCALE=0.01 DEVICE=cpu bash bench/gpu.sh DIR OUT     # the same script, tiny, on a CPU
 #
 # Settings from the environment: PYTHON (python3), EPOCHS_SCALE (1), DEVICE (auto), MODELS (the
-# report's three and the baselines), JOBS (6: runs trained at once), BENCH_MODELS
+# report's three and the baselines), PRECISION (auto: the experiment's), JOBS (6: runs trained at once), BENCH_MODELS
 # (conv_ae,fsnet), BENCH_SECONDS (5), BENCH_PAIRS (40: 32 train x 8 views, whole batches of 16), BENCH_EPOCHS (3),
 # BENCH_TIMEOUT (seconds, 180), BENCH_ROUNDS (1).
 set -euo pipefail
@@ -46,7 +46,7 @@ else
 fi
 bench_done=$(date +%s)
 "$PY" -m facesketch reproduce --data "$DATA" --out "$OUT/reproduce" --epochs-scale "${EPOCHS_SCALE:-1}" \
-    --device "${DEVICE:-auto}" --models "${MODELS:-dense_ae,conv_ae,hybrid_ae,pencil,grey,mean}" --jobs "${JOBS:-6}"
+    --device "${DEVICE:-auto}" --precision "${PRECISION:-auto}" --models "${MODELS:-dense_ae,conv_ae,hybrid_ae,pencil,grey,mean}" --jobs "${JOBS:-6}"
 cp "$OUT/reproduce/report/report.md" "$OUT/tables.md"
 end=$(date +%s)
 echo "bench $((bench_done - start)) s, reproduce $((end - bench_done)) s, total $((end - start)) s" | tee "$OUT/time.txt"

@@ -31,6 +31,7 @@ On CUDA the same runs use the GPU (bench/gpu.sh). Writes its table into bench/RE
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import os
@@ -55,12 +56,11 @@ from train_bench import cpu_flags, run, run_keras  # noqa: E402
 from facesketch import autotune  # noqa: E402
 from facesketch.config import RunConfig  # noqa: E402
 from facesketch.distributed import DistInfo  # noqa: E402
-from facesketch.runsetup import load_split  # noqa: E402
 from facesketch.registry import create_model, model_spec  # noqa: E402
+from facesketch.runsetup import load_split  # noqa: E402
 from facesketch.runtime import Placement, resolve_device  # noqa: E402
 from facesketch.steps import STEP_KINDS, step_kind  # noqa: E402
 from facesketch.train import train  # noqa: E402
-
 
 WARMUP_STEPS = 3   # untimed steps before the bare step's timing: the heap has grown by then
 
@@ -68,7 +68,8 @@ WARMUP_STEPS = 3   # untimed steps before the bare step's timing: the heap has g
 def loop_run(cfg: RunConfig) -> tuple[float, RunConfig]:
     """(the median images/s of the run's epochs after the first, which warms up; the run's saved
     config, with what auto chose). The run folder is deleted: dense_ae's checkpoints are 5 GB a run."""
-    result = train(cfg, progress=False)
+    with contextlib.redirect_stdout(sys.stderr):   # its 'layout: ...' line is progress, not the table
+        result = train(cfg, progress=False)
     with (result.run_dir / "history.csv").open() as f:
         rows = list(csv.DictReader(f))
     saved = RunConfig.load(result.run_dir / "config.yaml")
@@ -178,10 +179,12 @@ def main() -> None:
                      "precision": precision, "seconds": args.seconds}).get("images_per_s")
                 measured[(layout, precision)] = (statistics.median(loops), statistics.median(steps), fresh,
                                                  [lo / st for lo, st in zip(loops, steps)])
-                print(name, layout, precision, loops, steps, fresh, flush=True)
+                print(f"{name} {layout} {precision}: loop {' '.join(f'{x:.1f}' for x in loops)} img/s, step "
+                      f"{' '.join(f'{x:.1f}' for x in steps)} img/s"
+                      + (f", fresh-process step {fresh:.1f} img/s" if fresh else ""), file=sys.stderr, flush=True)
             auto, saved = loop_run(dataclasses.replace(base, name=f"{name}-auto"))
             rows.append((name, measured, auto, (saved.layout_chosen, saved.precision_chosen)))
-            print(name, "auto", auto, rows[-1][3], flush=True)
+            print(f"{name} auto -> {' '.join(rows[-1][3])}: loop {auto:.1f} img/s", file=sys.stderr, flush=True)
             time_keras(name)
     keras = {name: {**ks[0], "images_per_s": statistics.mean(k["images_per_s"] for k in ks),
                     "each": [k["images_per_s"] for k in ks]} for name, ks in keras_runs.items()}

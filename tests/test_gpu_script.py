@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_gpu_script_runs_end_to_end_on_a_cpu(tmp_path, synth_dir):
-    env = {**os.environ, "EPOCHS_SCALE": "0.01", "DEVICE": "cpu", "MODELS": "conv_ae,mean", "BENCH_MODELS": "conv_ae",
+    env = {**os.environ, "EPOCHS_SCALE": "0.01", "DEVICE": "cpu", "MODELS": "conv_ae,mean", "PRECISION": "fp32", "BENCH_MODELS": "conv_ae",
            "BENCH_SECONDS": "0.2", "BENCH_PAIRS": "4", "BENCH_EPOCHS": "2", "BENCH_TIMEOUT": "800", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     r = subprocess.run(["bash", str(ROOT / "bench" / "gpu.sh"), str(synth_dir), str(tmp_path / "out")], env=env,
                        capture_output=True, text=True, timeout=900)
