@@ -48,7 +48,7 @@ def test_quality_verdict_compares_bf16_with_the_progress_fp32_made():
     assert not autotune.quality_verdict([0.5, 0.5, 0.5, 0.5], [0.5, 0.5, 0.5, 0.5])["ok"]
 
 
-def _choose(monkeypatch, timings, quality_ok=True, precision="auto", model="conv_ae", batch=16):
+def _choose(monkeypatch, timings, quality_ok=True, precision="auto", model="conv_ae", batch=16, run_steps=None):
     calls = {"time": 0, "quality": 0}
 
     def fake_time(make_step, shape, device, cands):
@@ -63,7 +63,7 @@ def _choose(monkeypatch, timings, quality_ok=True, precision="auto", model="conv
     monkeypatch.setattr(autotune, "time_candidates", fake_time)
     monkeypatch.setattr(autotune, "bf16_keeps_quality", fake_quality)
     choice, info = autotune.choose(model, batch, CPU, None, (batch, 3, 256, 256), precision=precision,
-                                   quality_pairs=lambda: None)
+                                   quality_pairs=lambda: None, run_steps=run_steps)
     return choice, info, calls
 
 
@@ -99,6 +99,36 @@ def test_asked_bf16_needs_no_quality_check(monkeypatch, tmp_path):
     assert choice == ("channels_last", "bf16") and calls["quality"] == 0
 
 
+def test_a_run_too_short_to_repay_the_bf16_check_trains_in_fp32(monkeypatch, tmp_path):
+    """bf16 is faster here, but 32 steps cannot repay its timing and quality check: auto times
+    only the fp32 layouts, says why, and caches that under --precision fp32's key, so a longer run
+    (or one of unknown length) still tries bf16, and a short run then takes the choice it cached."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    t = {("nchw", "fp32"): 0.5, ("channels_last", "fp32"): 0.4, ("nchw", "bf16"): 0.2, ("channels_last", "bf16"): 0.3}
+    short = autotune.BF16_WORTH_STEPS - 1
+    choice, info, calls = _choose(monkeypatch, t, run_steps=short)
+    assert choice == ("channels_last", "fp32") and calls == {"time": 1, "quality": 0}
+    assert set(info["seconds_per_step"]) == {"nchw fp32", "channels_last fp32"}
+    assert info["key"] == autotune.cache_key("conv_ae", 16, CPU, precision="fp32")
+    assert f"bf16 not tried: a run of {short} steps would not repay" in autotune.describe(choice, info)
+    for steps in (autotune.BF16_WORTH_STEPS, None):   # long enough, or unknown: bf16 is tried
+        tmp = tmp_path / str(steps)
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp))
+        choice, info, calls = _choose(monkeypatch, t, run_steps=steps)
+        assert choice == ("nchw", "bf16") and calls == {"time": 1, "quality": 1} and "bf16_skipped" not in info
+    # this machine has chosen with bf16 already: the short run takes that choice from the cache
+    choice, info, calls = _choose(monkeypatch, t, run_steps=short)
+    assert choice == ("nchw", "bf16") and info["source"] == "cache" and calls["time"] == 0
+
+
+def test_a_short_run_of_a_model_without_convolutions_has_one_candidate_left(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(autotune, "native_bf16", lambda device: True)
+    choice, info = autotune.choose("dense_ae", 16, CPU, None, (16, 3, 128, 128), convolutional=False, run_steps=16)
+    assert choice == ("nchw", "fp32") and info["source"] == "only"
+    assert autotune.reason(info).startswith("the one candidate; bf16 not tried: a run of 16 steps")
+
+
 def _run(tmp_path, synth_dir, **kw):
     cfg = RunConfig(model="fsnet", direction="photo2sketch", data=str(synth_dir), epochs=1, views="identity",
                     batch_size=4, runs_dir=str(tmp_path / "runs"), **kw)
@@ -114,6 +144,7 @@ def _saved(result):
 def test_a_run_trains_with_the_choice_and_records_it(monkeypatch, tmp_path, synth_dir, capsys, fastest):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(autotune, "native_bf16", lambda device: True)
+    monkeypatch.setattr(autotune, "BF16_WORTH_STEPS", 1)   # a one-epoch run, long enough here
     monkeypatch.setattr(autotune, "time_candidates", lambda m, s, d, cands: {c: 0.1 if c == fastest else 0.9
                                                                              for c in cands})
     seen = []

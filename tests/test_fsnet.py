@@ -115,19 +115,16 @@ def test_resume_is_exact_with_the_ema_and_the_schedule(tmp_path, synth_dir, monk
 def test_demo_schedule_beats_every_baseline_on_every_metric_photo2sketch(tmp_path):
     """The demo's promise, on its own data and split (photo2sketch, where a slower schedule left
     fsnet's output grey): 20 epochs at the demo lr beat pencil, grey and mean on all six metrics."""
-    import facesketch.pipeline as P
     from facesketch.evaluate import evaluate
     from facesketch.metrics import ALL_METRICS
-    from facesketch.registry import model_spec
+    from facesketch.pipeline import demo_configs
     higher = {"ssim_paper", "psnr", "ssim"}
     scores = {}
-    for m in ("fsnet", "pencil", "grey", "mean"):
-        spec = model_spec(m)
-        cfg = RunConfig(model=m, direction="photo2sketch", synthetic_n=P.DEMO_SYNTHETIC_N, protocol="random",
-                        test_fraction=P.DEMO_TEST_FRACTION, epochs=spec.demo_epochs, lr=spec.demo_lr, batch_size=6,
-                        device="cpu", runs_dir=str(tmp_path), views="identity", recalibrate_bn=True,
-                        precision="fp32")   # as facesketch.pipeline.demo trains
-        scores[m] = evaluate(train(cfg, progress=False).run_dir, save_images=False, progress=False)["metrics"]
+    for cfg in demo_configs(tmp_path, device="cpu"):   # as facesketch demo trains them
+        if cfg.model in ("fsnet", "pencil", "grey", "mean") and cfg.direction == "photo2sketch":
+            scores[cfg.model] = evaluate(train(cfg, progress=False).run_dir, save_images=False,
+                                         progress=False)["metrics"]
+    assert len(scores) == 4
     for k in ALL_METRICS:
         for b in ("pencil", "grey", "mean"):
             better = scores["fsnet"][k] > scores[b][k] if k in higher else scores["fsnet"][k] < scores[b][k]

@@ -13,7 +13,11 @@ bf16 is a candidate only where the hardware has it natively (a CPU whose oneDNN 
 AVX-512-BF16/AMX, a CUDA GPU with bf16), and it is taken only if it also keeps quality: the same
 model from the same initial weights trains QUALITY_STEPS steps on the run's own first training
 pairs in fp32 and in bf16, and bf16 must end within QUALITY_TOLERANCE of the progress fp32 made
-(the last four losses' mean). Otherwise the fastest fp32 candidate wins.
+(the last four losses' mean). Otherwise the fastest fp32 candidate wins. That check (timing the
+bf16 candidates, then the two QUALITY_STEPS runs) costs about 20-27 of the run's fp32 steps
+(bench/demo_precision.py); bf16 saves a share of each step (37-41% on an AVX-512 CPU for conv_ae
+and fsnet), so a run shorter than BF16_WORTH_STEPS steps skips it and trains in fp32, unless an
+earlier run on this machine has already chosen with bf16 (the cache).
 
 Inference (`evaluate`, `sketch`/`photo`, `serve`) chooses the same way with forward passes; there
 bf16 must give the same picture as fp32 to within one grey level on average (INFER_TOLERANCE).
@@ -47,6 +51,7 @@ WARMUP_STEPS, TIMED_ROUNDS = 1, 2
 QUALITY_STEPS, QUALITY_BATCH, QUALITY_TOLERANCE = 12, 4, 0.05
 INFER_TOLERANCE = 1 / 255
 COMPILE_WORTH_S = 600
+BF16_WORTH_STEPS = 100
 
 Candidate = tuple[str, str]   # (layout, precision)
 
@@ -205,13 +210,26 @@ def choose(model: str, batch: int, device: torch.device, make_step, batch_shape:
     """((layout, precision), how it was chosen: {"source": "asked"|"cache"|"measured", "compile": True|False|None,
     ...}) for training. make_step(layout, precision, compiled=False) -> (step, place), fresh;
     quality_pairs() -> (src, tgt) training images for bf16's quality check; run_steps: the run's
-    optimisation steps (whether torch.compile could repay its compilation)."""
+    optimisation steps (whether bf16's check and torch.compile could repay their cost; None: unknown, try)."""
     cands = candidates(layout, precision, device, convolutional=convolutional)
-    if len(cands) == 1 and device.type != "cuda":
-        return cands[0], {"source": "asked"}
     key = cache_key(model, batch, device, layout=layout, precision=precision)
+    skipped = {}
+    if (precision == "auto" and any(c[1] == "bf16" for c in cands) and not bf16_worth_trying(run_steps)
+            and _cached(key, cands) is None):
+        # too short to repay bf16's check: choose as --precision fp32 does (and share its cache)
+        precision, cands = "fp32", [c for c in cands if c[1] == "fp32"]
+        key = cache_key(model, batch, device, layout=layout, precision=precision)
+        skipped = {"bf16_skipped": run_steps}
+    if len(cands) == 1 and device.type != "cuda":
+        return cands[0], {"source": "only" if skipped else "asked", **skipped}
     with _timing_lock():
-        return _choose(key, cands, precision, make_step, batch_shape, device, quality_pairs, run_steps)
+        choice, info = _choose(key, cands, precision, make_step, batch_shape, device, quality_pairs, run_steps)
+    return choice, {**info, **skipped}
+
+
+def bf16_worth_trying(run_steps: int | None) -> bool:
+    """Whether a run is long enough to repay bf16's check (None: length unknown, try)."""
+    return run_steps is None or run_steps >= BF16_WORTH_STEPS
 
 
 @contextmanager
@@ -306,7 +324,8 @@ def describe(choice: Candidate, info: dict) -> str:
 
 def reason(info: dict) -> str:
     """Why a choice was made: asked, cached or measured, with the measurements."""
-    how = {"asked": "as asked", "cache": "cached", "measured": "measured"}.get(info["source"], info["source"])
+    how = {"asked": "as asked", "cache": "cached", "measured": "measured",
+           "only": "the one candidate"}.get(info["source"], info["source"])
     if info.get("seconds_per_step"):
         how += ": s/step " + ", ".join(f"{k} {v:.3f}" for k, v in info["seconds_per_step"].items())
     q = info.get("bf16_quality")
@@ -318,6 +337,9 @@ def reason(info: dict) -> str:
     elif info.get("compile_skipped") is not None:
         how += (f"; torch.compile not tried: about {info['compile_skipped']} s of training would not repay "
                 f"its compilation")
+    if info.get("bf16_skipped") is not None:
+        how += (f"; bf16 not tried: a run of {info['bf16_skipped']} steps would not repay its check "
+                f"(under {BF16_WORTH_STEPS})")
     d = info.get("bf16_mean_abs_difference")
     if d is not None:
         how += f"; bf16 pictures differ from fp32's by {d * 255:.2f} grey levels on average"
