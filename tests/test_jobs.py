@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -122,19 +123,64 @@ def _train_all(data, runs, models: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "facesketch", "train-all", "--models", models, "--data", str(data),
            "--protocol", "random", "--epochs-scale", "5", "--batch-size", "4", "--views", "identity",
            "--layout", "nchw", "--precision", "fp32", "--runs-dir", str(runs), "--jobs", "2"]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def _ctrl_c(proc: subprocess.Popen) -> None:
+    """What Ctrl-C in a terminal does: SIGINT to the whole process group, the workers included."""
+    os.killpg(proc.pid, signal.SIGINT)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("delay", [0.2, 0.8, 3.0])
 def test_ctrl_c_at_any_moment_of_start_up_is_one_line(tmp_path, synth_dir, delay):
-    """Ctrl-C while torch loads, while the workers start, or with a run still queued (three runs,
+    """Ctrl-C while torch loads, while the workers start, or with runs still queued (four runs,
     two at once): exit 130 and 'interrupted', and no traceback, neither from a half-run import nor
     from the process pool's own thread."""
     proc = _train_all(synth_dir, tmp_path / "runs", "conv_ae,hybrid_ae")
     time.sleep(delay)
-    os.kill(proc.pid, signal.SIGINT)
+    _ctrl_c(proc)
+    out, err = proc.communicate(timeout=120)
+    assert (proc.returncode, err.strip()) == (130, "interrupted"), out + err
+    # no queued run started after Ctrl-C: at most the two that were running have a log
+    assert len(list((tmp_path / "runs" / "logs").glob("*.log"))) <= 2
+
+
+def _workers(pid: int) -> list[str]:
+    """The spawned worker processes of `pid` (not its resource tracker), from /proc."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for kid in kids:
+            try:
+                if b"spawn_main" in Path(f"/proc/{kid}/cmdline").read_bytes():
+                    found.append(kid)
+            except OSError:
+                pass
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc to see the workers start")
+def test_ctrl_c_from_a_terminal_while_a_worker_starts_is_one_line(tmp_path, synth_dir):
+    """A terminal's Ctrl-C reaches the workers too. Half a second into a worker's start it is
+    still importing (torch takes seconds): it must already ignore Ctrl-C, not print a traceback.
+    The worker gets its SIGINT a moment before the parent does (in a terminal the parent's quick
+    SIGTERM could end the worker before its traceback is out, and hide it)."""
+    proc = _train_all(synth_dir, tmp_path / "runs", "conv_ae")
+    deadline = time.monotonic() + 120
+    while not (workers := _workers(proc.pid)):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.01)
+    time.sleep(0.5)
+    for worker in workers:
+        os.kill(int(worker), signal.SIGINT)
+    time.sleep(1)
+    _ctrl_c(proc)
     out, err = proc.communicate(timeout=120)
     assert (proc.returncode, err.strip()) == (130, "interrupted"), out + err
 
@@ -150,7 +196,7 @@ def test_ctrl_c_stops_every_run_and_keeps_their_checkpoints(tmp_path, synth_dir)
     while not all(h.is_file() and len(h.read_text().splitlines()) > 2 for h in histories):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.5)
-    os.kill(proc.pid, signal.SIGINT)
+    _ctrl_c(proc)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, out + err
     assert err.strip() == "interrupted", err   # nothing else: no traceback from the pool's own thread

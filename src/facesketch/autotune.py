@@ -14,10 +14,11 @@ AVX-512-BF16/AMX, a CUDA GPU with bf16), and it is taken only if it also keeps q
 model from the same initial weights trains QUALITY_STEPS steps on the run's own first training
 pairs in fp32 and in bf16, and bf16 must end within QUALITY_TOLERANCE of the progress fp32 made
 (the last four losses' mean). Otherwise the fastest fp32 candidate wins. That check (timing the
-bf16 candidates, then the two QUALITY_STEPS runs) costs about 20-27 of the run's fp32 steps
+bf16 candidates, then the two QUALITY_STEPS runs) costs about 19-27 of the run's fp32 steps
 (bench/demo_precision.py); bf16 saves a share of each step (37-41% on an AVX-512 CPU for conv_ae
 and fsnet), so a run shorter than BF16_WORTH_STEPS steps skips it and trains in fp32, unless an
-earlier run on this machine has already chosen with bf16 (the cache).
+earlier run on this machine has already made the whole choice, bf16 included, for this model
+and batch size (the cache).
 
 Inference (`evaluate`, `sketch`/`photo`, `serve`) chooses the same way with forward passes; there
 bf16 must give the same picture as fp32 to within one grey level on average (INFER_TOLERANCE).

@@ -56,7 +56,6 @@ def _train_at_once(todo: list[tuple[int, RunConfig, bool]], total: int, *, jobs:
     every run has ended. Ctrl-C stops every run (each keeps its last checkpoint)."""
     import concurrent.futures as cf
     import multiprocessing
-    import signal
     if os.environ.get("WORLD_SIZE", "1") != "1":
         raise FacesketchError("--jobs runs trainings side by side in one process tree; under torchrun (DDP) "
                               "give --jobs 1")
@@ -68,13 +67,16 @@ def _train_at_once(todo: list[tuple[int, RunConfig, bool]], total: int, *, jobs:
     import torch
     threads = max(1, torch.get_num_threads() // jobs)
     failures = []
-    pool = cf.ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=multiprocessing.get_context("spawn"),
-                                  initializer=_job_init, initargs=(threads,), max_tasks_per_child=1)
+    from facesketch import jobworker
+    ctx = multiprocessing.get_context("spawn")
+    stop = ctx.Event()
+    pool = cf.ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=jobworker.init,
+                                  initargs=(threads, stop), max_tasks_per_child=1)
     try:
         futures = {}
         for i, cfg, resume in todo:
             log = logs[cfg.run_dir]
-            futures[pool.submit(_train_job, cfg, resume, overwrite, log)] = (i, cfg, log)
+            futures[pool.submit(jobworker.train_job, cfg, resume, overwrite, log)] = (i, cfg, log)
         if progress:
             folders = ", ".join(sorted({str(log.parent) for log in logs.values()}))
             print(f"training {len(todo)} runs, {min(jobs, len(todo))} at once "
@@ -102,22 +104,7 @@ def _train_at_once(todo: list[tuple[int, RunConfig, bool]], total: int, *, jobs:
             if progress and running and not done:
                 print("running: " + ", ".join(_epochs_so_far(cfg) for cfg in running), flush=True)
     except KeyboardInterrupt:
-        # the workers ignore Ctrl-C (a stray one would kill an idle worker mid-queue): each is told
-        # once, by SIGTERM, which stops its training as an interrupt does (its last checkpoint stays)
-        # and then ends the worker's process at once (see _job_init, _train_job). A pool whose
-        # workers end so is broken: it drops the queued runs and starts no worker in their place.
-        # Not pool.shutdown(wait=False): with max_tasks_per_child, Python 3.11's pool thread then
-        # meets the next worker's exit with a TypeError traceback on the user's terminal.
-        # (Nor fut.cancel(): the broken pool fails every future it holds, and 3.11's raises on a
-        # cancelled one.)
-        procs = list(getattr(pool, "_processes", {}).values())
-        for proc in procs:
-            with contextlib.suppress(OSError):
-                os.kill(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            proc.join(STOP_WAIT_S)
-            if proc.is_alive():   # stuck: better lose its last epoch than hang here
-                proc.kill()
+        _stop_workers(pool, stop)
         pool.shutdown(wait=True)
         raise
     pool.shutdown(wait=True)
@@ -125,51 +112,40 @@ def _train_at_once(todo: list[tuple[int, RunConfig, bool]], total: int, *, jobs:
         raise FacesketchError(f"{len(failures)} of {len(todo)} runs failed: " + "; ".join(failures))
 
 
-_TRAINING = False
+def _stop_workers(pool, stop) -> None:
+    """Ctrl-C: end every worker of `pool`, each run keeping its last checkpoint.
 
-
-def _job_init(threads: int) -> None:
-    """A worker: its share of the threads; Ctrl-C is the parent's to handle, and the parent's
-    SIGTERM interrupts a training (a clean stop: the last checkpoint stays) or ends an idle worker."""
+    The workers ignore Ctrl-C (a stray one would kill an idle worker mid-queue). `stop` is set
+    first: a queued run that still reaches a worker (the pool hands a few to its call queue ahead,
+    and starts a new worker when one ends) ends that worker before it starts. Then each worker is
+    told once, by SIGTERM, which stops its training as an interrupt does and ends its process at
+    once (facesketch.jobworker). A pool whose workers end so is broken: it drops what is queued.
+    Workers started meanwhile are told too; any still alive after STOP_WAIT_S (one deadline for
+    all), or at a second Ctrl-C, are killed: better lose their last epoch than hang here.
+    Not pool.shutdown(wait=False): with max_tasks_per_child, Python 3.11's pool thread then meets
+    the next worker's exit with a TypeError traceback on the user's terminal. Nor fut.cancel():
+    the broken pool fails every future it holds, and 3.11's raises on a cancelled one."""
     import signal
-    import threading
-    import torch
-    from tqdm import tqdm
-    torch.set_num_threads(threads)
-    # tqdm's default lock is a named semaphore, which a worker ended by os._exit (see _train_job)
-    # would leave for Python's resource tracker to warn about; one process needs only a thread lock
-    tqdm.set_lock(threading.RLock())
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    def stop(signum, frame):
-        if _TRAINING:
-            raise KeyboardInterrupt
-        os._exit(130)
-    signal.signal(signal.SIGTERM, stop)
-
-
-def _train_job(cfg: RunConfig, resume: bool, overwrite: bool, log: Path) -> float:
-    """One run in a worker process, its output (and, if it fails, its traceback) into `log`;
-    returns its wall time in seconds."""
     import time
-    import traceback
-    from facesketch.train import train
-    global _TRAINING
-    start = time.perf_counter()
-    with log.open("a") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
-        print(f"== {time.strftime('%Y-%m-%d %H:%M:%S')} {cfg.run_name}", flush=True)
-        _TRAINING = True
+    stop.set()
+    deadline, told = time.monotonic() + STOP_WAIT_S, set()
+    while True:
         try:
-            train(cfg, resume=resume, overwrite=overwrite, progress=False)
-        except KeyboardInterrupt:
-            print("interrupted", flush=True)
-            os._exit(130)   # the parent asked (SIGTERM): end here, the pool takes nothing more from us
-        except BaseException:
-            traceback.print_exc(file=f)
-            raise
-        finally:
-            _TRAINING = False
-    return time.perf_counter() - start
+            procs = list((getattr(pool, "_processes", None) or {}).values())
+            for proc in procs:
+                if proc.pid not in told:
+                    told.add(proc.pid)
+                    with contextlib.suppress(OSError):
+                        os.kill(proc.pid, signal.SIGTERM)
+            alive = [proc for proc in procs if proc.is_alive()]
+            if not alive:
+                return
+            if time.monotonic() >= deadline:
+                for proc in alive:
+                    proc.kill()
+            time.sleep(0.05)
+        except KeyboardInterrupt:   # a second Ctrl-C: no more waiting for clean stops
+            deadline = 0
 
 
 def _epochs_so_far(cfg: RunConfig) -> str:
