@@ -39,11 +39,9 @@ from train_bench import cpu_flags  # noqa: E402
 from facesketch import FacesketchError  # noqa: E402
 from facesketch.config import RunConfig  # noqa: E402
 from facesketch.evaluate import evaluate  # noqa: E402
-from facesketch.metrics import ALL_METRICS  # noqa: E402
+from facesketch.metrics import ALL_METRICS, HIGHER_IS_BETTER  # noqa: E402
 from facesketch.pipeline import BASELINES, DEMO_EPOCHS, demo_configs  # noqa: E402
 from facesketch.train import train  # noqa: E402
-
-HIGHER = {"ssim_paper", "psnr", "ssim"}
 
 
 def timed_run(cfg: RunConfig, cache: Path) -> tuple[float, RunConfig, dict]:
@@ -60,7 +58,7 @@ def timed_run(cfg: RunConfig, cache: Path) -> tuple[float, RunConfig, dict]:
 
 
 def beats(metrics: dict, baseline: dict) -> bool:
-    return all(metrics[k] > baseline[k] if k in HIGHER else metrics[k] < baseline[k] for k in ALL_METRICS)
+    return all(metrics[k] > baseline[k] if k in HIGHER_IS_BETTER else metrics[k] < baseline[k] for k in ALL_METRICS)
 
 
 def main() -> None:
