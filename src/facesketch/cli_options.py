@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from facesketch.autotune import BF16_WORTH_STEPS
 from facesketch.config import RunConfig
 from facesketch.direction import DIRECTIONS
 from facesketch.registry import list_models, model_spec
@@ -60,7 +61,8 @@ OPTIONS: dict[str, inspect.Parameter] = {p.name: p for p in (
     _option("lr", Optional[float], RunConfig.lr, f"Adam learning rate (default: {_learning_rates()})"),
     _option("device", str, RunConfig.device, "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps"),
     _option("precision", str, RunConfig.precision, "auto (bf16 autocast where this CPU/GPU runs it natively, "
-            "it measures faster, and a short fp32-vs-bf16 run shows no quality loss; else fp32; on CUDA also "
+            "it measures faster, and a short fp32-vs-bf16 run shows no quality loss; runs under "
+            f"{BF16_WORTH_STEPS} steps do not try it; else fp32; on CUDA also "
             "torch.compile, where the run is long enough to repay it and it measures faster), fp32 or bf16"),
     _option("gan", bool, RunConfig.gan, f"pix2pix training with a PatchGAN (L1 x 100); for "
             f"{', '.join(m for m in _LEARNED if model_spec(m).gan)}", "--gan"),
