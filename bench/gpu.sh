@@ -15,9 +15,10 @@
 #   EPOCHS_SCALE=0.01 DEVICE=cpu bash bench/gpu.sh DIR OUT     # the same script, tiny, on a CPU
 #
 # Settings from the environment: PYTHON (python3), EPOCHS_SCALE (1), DEVICE (auto), MODELS (the
-# report's three and the baselines), PRECISION (auto: the experiment's), JOBS (6: runs trained at once), BENCH_MODELS
-# (conv_ae,fsnet), BENCH_SECONDS (5), BENCH_PAIRS (40: 32 train x 8 views, whole batches of 16), BENCH_EPOCHS (3),
-# BENCH_TIMEOUT (seconds, 180), BENCH_ROUNDS (1).
+# report's three and the baselines), PRECISION and LAYOUT (auto: the experiment's), JOBS (6: runs trained at once),
+# BENCH_MODELS (conv_ae,fsnet), BENCH_CANDIDATES (layout:precision pairs; all by default), BENCH_SECONDS (5),
+# BENCH_PAIRS (40: 32 train x 8 views, whole batches of 16), BENCH_EPOCHS (3), BENCH_TIMEOUT (seconds, 180),
+# BENCH_ROUNDS (1).
 set -euo pipefail
 DATA=${1:?usage: bash bench/gpu.sh CUFS_DIR OUT_DIR}
 OUT=${2:?usage: bash bench/gpu.sh CUFS_DIR OUT_DIR}
@@ -40,13 +41,13 @@ if [ -s "$OUT/loop_bench.md" ]; then
 else
     timeout "${BENCH_TIMEOUT:-180}" "$PY" bench/loop_bench.py --device "${DEVICE:-auto}" \
         --models "${BENCH_MODELS:-conv_ae,fsnet}" --seconds "${BENCH_SECONDS:-5}" --synthetic-n "${BENCH_PAIRS:-40}" --epochs "${BENCH_EPOCHS:-3}" \
-        --rounds "${BENCH_ROUNDS:-1}" --no-fresh --no-readme | tee "$OUT/loop_bench.md.part" \
+        --candidates "${BENCH_CANDIDATES:-}" --rounds "${BENCH_ROUNDS:-1}" --no-fresh --no-readme | tee "$OUT/loop_bench.md.part" \
         && mv "$OUT/loop_bench.md.part" "$OUT/loop_bench.md" \
         || echo "the bench failed or ran out of time (what it printed: $OUT/loop_bench.md.part); the experiment goes on"
 fi
 bench_done=$(date +%s)
 "$PY" -m facesketch reproduce --data "$DATA" --out "$OUT/reproduce" --epochs-scale "${EPOCHS_SCALE:-1}" \
-    --device "${DEVICE:-auto}" --precision "${PRECISION:-auto}" --models "${MODELS:-dense_ae,conv_ae,hybrid_ae,pencil,grey,mean}" --jobs "${JOBS:-6}"
+    --device "${DEVICE:-auto}" --precision "${PRECISION:-auto}" --layout "${LAYOUT:-auto}" --models "${MODELS:-dense_ae,conv_ae,hybrid_ae,pencil,grey,mean}" --jobs "${JOBS:-6}"
 cp "$OUT/reproduce/report/report.md" "$OUT/tables.md"
 end=$(date +%s)
 echo "bench $((bench_done - start)) s, reproduce $((end - bench_done)) s, total $((end - start)) s" | tee "$OUT/time.txt"

@@ -62,7 +62,7 @@ def test_each_option_has_one_flag_default_and_help_everywhere():
 
 def test_training_commands_take_the_options_the_issue_names():
     run = {"--data", "--protocol", "--seed", "--epochs-scale", "--batch-size", "--lr", "--device", "--precision",
-           "--views", "--recalibrate-bn", "--overwrite"}
+           "--layout", "--views", "--recalibrate-bn", "--overwrite"}
     assert run | {"--runs-dir", "--synthetic-n", "--test-fraction", "--models"} <= set(_params("train-all"))
     assert run | {"--runs-dir", "--synthetic-n", "--test-fraction", "--model", "--direction", "--epochs", "--gan",
                   "--name", "--resume"} <= set(_params("train"))
@@ -126,15 +126,17 @@ def test_reproduce_passes_seed_batch_size_and_lr_to_the_library(tmp_path, monkey
     real = P.reproduce
     monkeypatch.setattr(P, "reproduce", reproduce)
     r = runner.invoke(app, ["reproduce", "--data", str(tmp_path), "--seed", "3", "--batch-size", "8", "--lr", "0.01",
-                            "--models", "mean,unet", "--out", str(tmp_path / "o")])
+                            "--layout", "nchw", "--models", "mean,unet", "--out", str(tmp_path / "o")])
     assert r.exit_code == 0, r.output
     data, out, kwargs = calls[-1]
     assert (data, out) == (tmp_path, tmp_path / "o")
     assert (kwargs["seed"], kwargs["batch_size"], kwargs["lr"], kwargs["models"]) == (3, 8, 0.01, ("mean", "unet"))
+    assert kwargs["layout"] == "nchw"
     inspect.signature(real).bind(data, out, **kwargs)  # the library takes every keyword the command gives
     assert runner.invoke(app, ["reproduce", "--data", str(tmp_path)]).exit_code == 0
     assert calls[-1][2]["models"] == tuple(list_models()) and calls[-1][1] == Path("facesketch-reproduce")
-    assert (calls[-1][2]["seed"], calls[-1][2]["batch_size"], calls[-1][2]["lr"]) == (0, 32, None)
+    assert (calls[-1][2]["seed"], calls[-1][2]["batch_size"], calls[-1][2]["lr"], calls[-1][2]["layout"]) == (
+        0, 32, None, "auto")
 
 
 def test_demo_passes_its_options_to_the_library(tmp_path, monkeypatch):

@@ -14,7 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_gpu_script_runs_end_to_end_on_a_cpu(tmp_path, synth_dir):
-    env = {**os.environ, "EPOCHS_SCALE": "0.01", "DEVICE": "cpu", "MODELS": "conv_ae,mean", "PRECISION": "fp32", "BENCH_MODELS": "conv_ae",
+    # pinned where auto would time candidates: the bench's own auto row still does
+    env = {**os.environ, "EPOCHS_SCALE": "0.01", "DEVICE": "cpu", "MODELS": "conv_ae,mean", "PRECISION": "fp32",
+           "LAYOUT": "channels_last", "BENCH_MODELS": "conv_ae", "BENCH_CANDIDATES": "nchw:fp32,channels_last:fp32",
            "BENCH_SECONDS": "0.2", "BENCH_PAIRS": "4", "BENCH_EPOCHS": "2", "BENCH_TIMEOUT": "800", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     r = subprocess.run(["bash", str(ROOT / "bench" / "gpu.sh"), str(synth_dir), str(tmp_path / "out")], env=env,
                        capture_output=True, text=True, timeout=900)
@@ -23,6 +25,7 @@ def test_gpu_script_runs_end_to_end_on_a_cpu(tmp_path, synth_dir):
     assert "cuda: none (CPU run)" in (out / "device.txt").read_text()
     bench = (out / "loop_bench.md").read_text()
     assert "| conv_ae | nchw |" in bench and "| conv_ae | channels_last |" in bench and "auto ->" in bench
+    assert "layout: channels_last" in (out / "reproduce" / "runs" / "conv_ae-photo2sketch-s0" / "config.yaml").read_text()
     tables = (out / "tables.md").read_text()
     assert "conv_ae" in tables and "mean" in tables
     assert "total" in (out / "time.txt").read_text()

@@ -122,10 +122,10 @@ def test_demo_has_24_test_faces_and_trains_the_flagship_at_its_demo_lr(recorded,
 
 def test_reproduce_passes_seed_batch_size_lr_and_device_on(recorded, tmp_path):
     import facesketch.pipeline as P
-    P.reproduce(tmp_path / "cufs", tmp_path / "out", seed=3, batch_size=5, lr=2e-4, device="cpu",
+    P.reproduce(tmp_path / "cufs", tmp_path / "out", seed=3, batch_size=5, lr=2e-4, device="cpu", layout="nchw",
                 models=("conv_ae", "mean"), progress=False)
-    assert [(c.model, c.direction, c.seed, c.batch_size, c.lr) for c in recorded["cfgs"]] == [
-        (m, d, 3, 5, 2e-4) for d in ("photo2sketch", "sketch2photo") for m in ("conv_ae", "mean")]
+    assert [(c.model, c.direction, c.seed, c.batch_size, c.lr, c.layout) for c in recorded["cfgs"]] == [
+        (m, d, 3, 5, 2e-4, "nchw") for d in ("photo2sketch", "sketch2photo") for m in ("conv_ae", "mean")]
     assert [kw["device"] for kw in recorded["evaluate"]] == ["cpu"] * 4
     recorded["cfgs"].clear()
     P.reproduce(tmp_path / "cufs", tmp_path / "out", progress=False)  # every registered model by default

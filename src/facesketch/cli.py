@@ -256,8 +256,8 @@ def demo_cmd(out: Out = Path("facesketch-demo"), *, opts: dict):
 
 
 @app.command("reproduce")
-@options("protocol", "seed", "epochs_scale", "batch_size", "lr", "device", "precision", "views", "recalibrate_bn",
-         "models", "jobs", "overwrite")
+@options("protocol", "seed", "epochs_scale", "batch_size", "lr", "device", "precision", "layout", "views",
+         "recalibrate_bn", "models", "jobs", "overwrite")
 def reproduce_cmd(data: Annotated[Path, typer.Option("--data", help="CUFS folder (photos/ + sketches/)")],
                   out: Out = Path("facesketch-reproduce"), *, opts: dict):
     """The report's experiment: its protocol and schedules, both directions, its Tables I/II beside ours.

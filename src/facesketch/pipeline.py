@@ -203,15 +203,15 @@ def demo(out: Path, *, data: Path | None = None, device: str = "auto", seed: int
 
 
 def reproduce(data: Path, out: Path, *, epochs_scale: float = 1.0, protocol: str | None = None, device: str = "auto",
-              precision: str = "auto", seed: int = 0, batch_size: int = RunConfig.batch_size,
+              precision: str = "auto", layout: str = "auto", seed: int = 0, batch_size: int = RunConfig.batch_size,
               lr: float | None = None, views: str = "all", models: tuple[str, ...] | None = None,
               recalibrate_bn: bool = False, overwrite: bool = False, progress: bool = True, jobs: int = 1) -> Path:
     """The report's experiment: its protocol and schedules (scaled), both directions, its tables beside ours.
     protocol None: paper (on real data, as for `train`); models None: every registered model and
     baseline; lr None: each model's own."""
     cfgs = [RunConfig(model=m, direction=d, data=str(data), protocol=protocol, seed=seed, epochs_scale=epochs_scale,
-                      batch_size=batch_size, lr=lr, device=device, precision=precision, runs_dir=str(out / "runs"),
-                      views=views, recalibrate_bn=recalibrate_bn)
+                      batch_size=batch_size, lr=lr, device=device, precision=precision, layout=layout,
+                      runs_dir=str(out / "runs"), views=views, recalibrate_bn=recalibrate_bn)
             for d in DIRECTIONS for m in (LEARNED + BASELINES if models is None else models)]
     runs = train_all(cfgs, overwrite=overwrite, progress=progress, jobs=jobs)
     return evaluate_and_report(runs, out / "report", title=f"facesketch reproduction ({cfgs[0].protocol} protocol, "
