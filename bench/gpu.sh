@@ -30,7 +30,14 @@ cd "$(dirname "$0")/.."
 mkdir -p "$OUT"
 start=$(date +%s)
 "$PY" - > "$OUT/device.txt" <<'PY'
+import os, sys
 import torch
+from facesketch import FacesketchError
+from facesketch.autotune import check_request
+try:   # as the data folder: a bad LAYOUT or PRECISION should stop the script now, not after the bench
+    check_request(os.environ.get("LAYOUT", "auto"), os.environ.get("PRECISION", "auto"))
+except FacesketchError as e:
+    sys.exit(f"bench/gpu.sh (LAYOUT, PRECISION): {e}")
 print("torch", torch.__version__)
 print("cuda:", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (CPU run)")
 PY

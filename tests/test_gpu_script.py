@@ -43,3 +43,16 @@ def test_gpu_script_runs_end_to_end_on_a_cpu(tmp_path, synth_dir):
     assert "the bench is already in" in r.stdout and (out / "loop_bench.md").read_text() == bench
     assert weights and {p: p.stat().st_mtime_ns for p in runs.glob("*/model.safetensors")} == weights
     assert "conv_ae" in (out / "tables.md").read_text()
+
+
+def test_a_bad_layout_or_precision_stops_gpu_sh_before_the_bench(tmp_path, synth_dir):
+    """Found in the script's first seconds, not after minutes of a lent GPU's bench."""
+    for setting, value in (("LAYOUT", "NCHW"), ("PRECISION", "fp16")):
+        env = {**os.environ, setting: value, "DEVICE": "cpu", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+        out = tmp_path / setting
+        r = subprocess.run(["bash", str(ROOT / "bench" / "gpu.sh"), str(synth_dir), str(out)], env=env,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 1 and r.stderr.strip().splitlines() == [
+            f"bench/gpu.sh (LAYOUT, PRECISION): --{setting.lower()} must be auto, "
+            + ("nchw or channels_last" if setting == "LAYOUT" else "fp32 or bf16") + f", got '{value}'"], r.stderr
+        assert not (out / "loop_bench.md.part").exists() and not (out / "reproduce").exists()
