@@ -347,3 +347,19 @@ def test_gan_resume_is_exact_with_the_discriminator(tmp_path, tiny_dir):
     # every tensor: generator, discriminator, both Adams, RNG
     _assert_same_tensors(cut / STATE_FILE, straight / STATE_FILE)
     _assert_same_tensors(cut / MODEL_FILE, straight / MODEL_FILE)
+
+
+@pytest.mark.parametrize("model", ["conv_ae", "fsnet"])
+def test_the_per_epoch_test_loss_leaves_training_as_it_was(tmp_path, synth_dir, model, monkeypatch):
+    """The test curve is read, never learned from: without it (history's test_loss nan), the same
+    weights, optimiser and EMA to the bit. conv_ae evaluates the training model itself (its
+    batch norm must go back to training mode), fsnet its EMA. Lets the demo's slow test skip it."""
+    cfg = lambda name: _cfg(tmp_path, synth_dir, model=model, epochs=2, name=name)
+    with_curve = train(cfg("with"), progress=False)
+    monkeypatch.setattr(T, "evaluate_loss", lambda *a, **kw: float("nan"))
+    without = train(cfg("without"), progress=False)
+    assert all(r["test_loss"] > 0 for r in with_curve.history)
+    assert all(r["test_loss"] != r["test_loss"] for r in without.history)  # nan: the patch took effect
+    for name in (STATE_FILE, MODEL_FILE):
+        a, b = _tensors(with_curve.run_dir / name), _tensors(without.run_dir / name)
+        assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a), (model, name)
