@@ -21,6 +21,7 @@ configure_process()  # huge pages, as the facesketch command sets them, before t
 
 import argparse
 import json
+import os
 import platform
 import re
 import subprocess
@@ -126,7 +127,7 @@ def count_macs(model, size: int) -> int:
 
 
 def run(spec: dict) -> dict:
-    env = {**__import__("os").environ, "THP_MEM_ALLOC_ENABLE": "0" if spec.get("thp") == "off" else "1"}
+    env = {**os.environ, "THP_MEM_ALLOC_ENABLE": "0" if spec.get("thp") == "off" else "1"}
     out = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True,
                          timeout=spec.get("timeout", 900), env=env)
     if out.returncode != 0:
@@ -135,11 +136,16 @@ def run(spec: dict) -> dict:
 
 
 def cpu_flags() -> str:
+    from facesketch.autotune import isa_caps
     try:
         flags = re.search(r"^flags\s*:(.*)$", Path("/proc/cpuinfo").read_text(), re.M).group(1).split()
     except (OSError, AttributeError):
         return platform.processor()
-    return " ".join(f for f in flags if re.match(r"(avx|fma|amx)", f))
+    # kernels capped below the CPU's flags (bench/as_avx2.sh): say so beside them
+    xla = re.search(r"--xla_cpu_max_isa=\S+", os.environ.get("XLA_FLAGS", ""))
+    caps = " ".join(filter(None, (isa_caps(), xla and f"XLA_FLAGS={xla.group(0)}")))
+    return " ".join(f for f in flags if re.match(r"(avx|fma|amx)", f)) + (
+        f"; kernels capped by {caps}" if caps else "")
 
 
 def main() -> None:

@@ -82,6 +82,25 @@ def test_auto_takes_the_fastest_candidate_and_caches_it(monkeypatch, tmp_path):
     assert (tmp_path / "facesketch" / "autotune.json").is_file()
 
 
+def test_a_run_with_capped_kernels_keeps_its_choice_apart(monkeypatch, tmp_path):
+    """Under bench/as_avx2.sh the kernels are an AVX2 CPU's: what is fastest there is not the
+    uncapped CPU's choice, so neither may be read back from the other's cache entry."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    for var in autotune.ISA_CAPS:
+        monkeypatch.delenv(var, raising=False)
+    uncapped = {("nchw", "fp32"): 0.5, ("channels_last", "fp32"): 0.3, ("nchw", "bf16"): 0.6,
+                ("channels_last", "bf16"): 0.4}
+    choice, info, _ = _choose(monkeypatch, uncapped)
+    assert choice == ("channels_last", "fp32") and info["source"] == "measured"
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert "ONEDNN_MAX_CPU_ISA=AVX2" in autotune.processor(CPU) and autotune.isa_caps() == "ONEDNN_MAX_CPU_ISA=AVX2"
+    capped, info, calls = _choose(monkeypatch, {**uncapped, ("nchw", "fp32"): 0.2})
+    assert capped == ("nchw", "fp32") and info["source"] == "measured" and calls["time"] == 1
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    again, info, calls = _choose(monkeypatch, {c: 1.0 for c in uncapped})
+    assert again == choice and info["source"] == "cache" and calls["time"] == 0
+
+
 @pytest.mark.parametrize("quality_ok, expected", [(True, ("nchw", "bf16")), (False, ("channels_last", "fp32"))])
 def test_bf16_wins_only_if_it_keeps_quality(monkeypatch, tmp_path, quality_ok, expected):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))

@@ -85,6 +85,17 @@ def label(c: Candidate) -> str:
     return f"{c[0]} {c[1]}"
 
 
+# the variables that cap the instruction set the CPU kernels use below what the CPU has: ATen's
+# vectorised ops, oneDNN (convolutions; TensorFlow's too) and MKL (PyTorch's matmuls). Setting all
+# three to AVX2 on an AVX-512 CPU runs the kernels an AVX2-only CPU would (bench/as_avx2.sh).
+ISA_CAPS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+
+
+def isa_caps() -> str:
+    """The instruction-set caps set in this process's environment ('' when none)."""
+    return " ".join(f"{v}={os.environ[v]}" for v in ISA_CAPS if os.environ.get(v))
+
+
 def processor(device: torch.device) -> str:
     """The CPU's (or GPU's) model name: what a cached choice is valid for."""
     if device.type == "cuda":
@@ -93,10 +104,13 @@ def processor(device: torch.device) -> str:
         text = Path("/proc/cpuinfo").read_text()
         name = re.search(r"^model name\s*:\s*(.+)$", text, re.M).group(1).strip()
         flags = re.search(r"^flags\s*:(.*)$", text, re.M).group(1).split()
-        # one model name covers machines with and without AVX-512 / native bf16 ("AMD EPYC" both)
-        return f"{name} [{' '.join(f for f in flags if re.match(r'(avx512|amx)', f)) or 'no avx512'}]"
     except (OSError, AttributeError):
-        return platform.processor() or platform.machine()
+        name, flags = platform.processor() or platform.machine(), None
+    # one model name covers machines with and without AVX-512 / native bf16 ("AMD EPYC" both)
+    isa = "" if flags is None else f" [{' '.join(f for f in flags if re.match(r'(avx512|amx)', f)) or 'no avx512'}]"
+    # a run whose kernels are capped to fewer instructions times other kernels: its choice is its own
+    caps = isa_caps()
+    return f"{name}{isa}{f' [capped: {caps}]' if caps else ''}"
 
 
 def cache_file() -> Path:
