@@ -4,6 +4,11 @@ No test here judges a speed: timings are given; the real timing functions are on
 
 from __future__ import annotations
 
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 import yaml
@@ -13,6 +18,7 @@ from facesketch.config import RunConfig
 from facesketch.train import train
 
 CPU = torch.device("cpu")
+ROOT = Path(__file__).resolve().parents[1]
 FP32 = [("nchw", "fp32"), ("channels_last", "fp32")]
 ALL = FP32 + [("nchw", "bf16"), ("channels_last", "bf16")]
 
@@ -99,6 +105,25 @@ def test_a_run_with_capped_kernels_keeps_its_choice_apart(monkeypatch, tmp_path)
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
     again, info, calls = _choose(monkeypatch, {c: 1.0 for c in uncapped})
     assert again == choice and info["source"] == "cache" and calls["time"] == 0
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="AVX2 is an x86 instruction set")
+def test_as_avx2_runs_a_command_on_avx2_kernels_without_native_bf16():
+    """bench/as_avx2.sh, the stand-in for an AVX2-only CPU: ATen's kernels are the AVX2 ones, bf16
+    is not native (so auto stays in fp32, as on such a CPU), and a bench names the caps."""
+    probe = ("import sys, torch; sys.path.insert(0, 'bench'); from train_bench import cpu_flags; "
+             "from facesketch import autotune; print(torch.backends.cpu.get_cpu_capability()); "
+             "print(autotune.native_bf16(torch.device('cpu'))); print(cpu_flags())")
+    r = subprocess.run(["bash", "bench/as_avx2.sh", sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    capability, native, flags = r.stdout.strip().splitlines()[-3:]
+    assert capability == "AVX2" and native == "False"
+    for cap in ("ATEN_CPU_CAPABILITY=avx2", "ONEDNN_MAX_CPU_ISA=AVX2", "MKL_ENABLE_INSTRUCTIONS=AVX2",
+                "XLA_FLAGS=--xla_cpu_max_isa=AVX2"):
+        assert cap in flags
+    usage = subprocess.run(["bash", "bench/as_avx2.sh"], cwd=ROOT, capture_output=True, text=True)
+    assert usage.returncode == 2 and "usage" in usage.stderr
 
 
 @pytest.mark.parametrize("quality_ok, expected", [(True, ("nchw", "bf16")), (False, ("channels_last", "fp32"))])
