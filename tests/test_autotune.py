@@ -126,6 +126,26 @@ def test_as_avx2_runs_a_command_on_avx2_kernels_without_native_bf16():
     assert usage.returncode == 2 and "usage" in usage.stderr
 
 
+def test_a_gan_run_or_other_model_kwargs_time_other_work_and_keep_their_own_choice(monkeypatch, tmp_path, synth_dir):
+    """pix2pix steps a discriminator too, and model_kwargs change the model: a supervised run of the
+    same model must not reuse their cached choice (nor they its). Plain runs keep their keys."""
+    from facesketch.train import tuned_name
+
+    class Chosen(Exception):
+        pass
+
+    def stop(name, *args, **kwargs):
+        raise Chosen(name)
+    monkeypatch.setattr(autotune, "choose", stop)   # a --gan run asks the cache under its own name
+    with pytest.raises(Chosen, match=r"^unet \(pix2pix step\)$"):
+        _run(tmp_path, synth_dir, model="unet", gan=True)
+    plain = RunConfig(model="unet", direction="photo2sketch")
+    names = {tuned_name(plain), tuned_name(RunConfig(model="unet", direction="photo2sketch", gan=True)),
+             tuned_name(RunConfig(model="unet", direction="photo2sketch", model_kwargs={"width": 32}))}
+    assert len(names) == 3 and tuned_name(plain) == "unet"
+    assert len({autotune.cache_key(n, 16, CPU) for n in names}) == 3
+
+
 @pytest.mark.parametrize("quality_ok, expected", [(True, ("nchw", "bf16")), (False, ("channels_last", "fp32"))])
 def test_bf16_wins_only_if_it_keeps_quality(monkeypatch, tmp_path, quality_ok, expected):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
@@ -174,8 +194,8 @@ def test_a_short_run_of_a_model_without_convolutions_has_one_candidate_left(monk
 
 
 def _run(tmp_path, synth_dir, **kw):
-    cfg = RunConfig(model="fsnet", direction="photo2sketch", data=str(synth_dir), epochs=1, views="identity",
-                    batch_size=4, runs_dir=str(tmp_path / "runs"), **kw)
+    cfg = RunConfig(**{"model": "fsnet", **kw}, direction="photo2sketch", data=str(synth_dir), epochs=1,
+                    views="identity", batch_size=4, runs_dir=str(tmp_path / "runs"))
     return train(cfg, progress=False)
 
 

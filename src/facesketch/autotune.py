@@ -28,7 +28,8 @@ the warm-up step) and compiled if that is faster; only for runs projected to tra
 COMPILE_WORTH_S seconds uncompiled, since compiling costs about a minute. On the CPU torch.compile measured slower for
 conv_ae (bench/README.md) and costs a minute of compilation per candidate, so it is not tried.
 
-A choice is cached per (CPU or GPU model, torch version, model, batch size, what was asked) in
+A choice is cached per (CPU or GPU model with its AVX-512/AMX flags and any instruction-set cap,
+torch version, model with its step kind and model_kwargs, batch size, what was asked) in
 the user's cache folder, printed, and saved in the run's config.yaml (`layout_chosen`,
 `precision_chosen`); a resumed run keeps its choice.
 """

@@ -236,6 +236,15 @@ def _fit_baseline(run: _Run, model: nn.Module, train_ds) -> TrainResult:
     return TrainResult(run.dir, model, [], run.notes)
 
 
+def tuned_name(cfg: RunConfig) -> str:
+    """What the autotune cache knows a run's timed work by: the model, and where they change what a
+    step does, its step kind (pix2pix also trains a discriminator) and its model_kwargs. A plain
+    supervised run is the model's name alone, as before."""
+    kind = step_kind(cfg)
+    return (cfg.model + ("" if kind == "supervised" else f" ({kind} step)")
+            + (f" {dict(sorted(cfg.model_kwargs.items()))}" if cfg.model_kwargs else ""))
+
+
 def _tune(run: _Run, spec, resume: bool, train_ds, model: nn.Module) -> tuple[str, str]:
     """(layout, precision): as asked, or for auto what this run chose before (a resume), else
     facesketch.autotune's choice for this machine. Printed, and saved in config.yaml."""
@@ -265,7 +274,7 @@ def _tune(run: _Run, spec, resume: bool, train_ds, model: nn.Module) -> tuple[st
         def quality_pairs():   # the run's own first training pairs
             items = [train_ds[i] for i in range(min(len(train_ds), autotune.QUALITY_STEPS * autotune.QUALITY_BATCH))]
             return torch.stack([it[0] for it in items]).float(), torch.stack([it[1] for it in items]).float()
-        choice, info = autotune.choose(cfg.model, batch, place.device, make_step, (batch, 3, size, size),
+        choice, info = autotune.choose(tuned_name(cfg), batch, place.device, make_step, (batch, 3, size, size),
                                        layout=cfg.layout, precision=cfg.precision, convolutional=convolutional,
                                        quality_pairs=quality_pairs,
                                        run_steps=sum(e for _, e in cfg.stages()) * math.ceil(len(train_ds) / batch))
