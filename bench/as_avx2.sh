@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Run a command as it would run on an AVX2-only CPU, on a CPU that has AVX-512: the kernels of
-# PyTorch (ATen's vectorised ops, oneDNN's convolutions, MKL's matmuls) and TensorFlow's (oneDNN,
-# and the code XLA generates for Keras's jit_compile) are capped to AVX2, and native bf16 disappears with AVX-512 (torch's oneDNN then reports none,
-# so `--precision auto` stays in fp32, as on such a CPU). What it cannot emulate: an AVX2 CPU's
-# own cores, caches and clocks. Every bench table measured under it says so in its CPU line, and
-# facesketch's autotune cache keeps its choices apart from the uncapped CPU's.
+# Run a command as it would run on an AVX2-only CPU, on a CPU that has AVX-512. The kernels of
+# PyTorch (ATen's vectorised ops, oneDNN's convolutions, MKL's matmuls) and of TensorFlow (oneDNN,
+# and the code XLA generates for Keras's jit_compile) are capped to AVX2. Native bf16 goes with
+# AVX-512: torch's oneDNN then reports none, so `--precision auto` stays in fp32, as on such a CPU.
+# What it cannot emulate: an AVX2 CPU's own cores, caches, clocks and memory. Every bench table
+# measured under it says so in its CPU line, and facesketch's autotune cache keeps its choices
+# apart from the uncapped CPU's.
 #
 #   bash bench/as_avx2.sh python bench/loop_bench.py --models conv_ae --keras-python /tmp/tf/bin/python
 set -euo pipefail
