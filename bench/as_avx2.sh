@@ -9,7 +9,11 @@
 #
 #   bash bench/as_avx2.sh python bench/loop_bench.py --models conv_ae --keras-python /tmp/tf/bin/python
 set -euo pipefail
-[ $# -gt 0 ] || { echo "usage: bash bench/as_avx2.sh COMMAND [ARGS...]" >&2; exit 2; }
+case "${1:-}" in
+    "") echo "usage: bash bench/as_avx2.sh COMMAND [ARGS...]" >&2; exit 2 ;;
+    -h|--help) sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;;
+esac
+command -v "$1" >/dev/null || { echo "bench/as_avx2.sh: $1: no such command (expected a command to run, e.g. python bench/loop_bench.py)" >&2; exit 2; }
 export ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2
 export XLA_FLAGS="${XLA_FLAGS:+$XLA_FLAGS }--xla_cpu_max_isa=AVX2"
-exec "$@"
+exec -- "$@"

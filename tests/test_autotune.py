@@ -124,6 +124,11 @@ def test_as_avx2_runs_a_command_on_avx2_kernels_without_native_bf16():
         assert cap in flags
     usage = subprocess.run(["bash", "bench/as_avx2.sh"], cwd=ROOT, capture_output=True, text=True)
     assert usage.returncode == 2 and "usage" in usage.stderr
+    missing = subprocess.run(["bash", "bench/as_avx2.sh", "no-such-command-here"], cwd=ROOT, capture_output=True,
+                             text=True)
+    assert missing.returncode == 2 and "no-such-command-here: no such command" in missing.stderr
+    helped = subprocess.run(["bash", "bench/as_avx2.sh", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert helped.returncode == 0 and "AVX2-only CPU" in helped.stdout
 
 
 def test_a_gan_run_or_other_model_kwargs_time_other_work_and_keep_their_own_choice(monkeypatch, tmp_path, synth_dir):
